@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/log.h"  // LogLevel, LogFormat
 #include "daemon/status.h"
 
 namespace zb {
@@ -40,9 +41,6 @@ class Secret {
 std::ostream& operator<<(std::ostream& os, const Secret& secret);
 
 inline constexpr std::string_view kRedacted = "<redacted>";
-
-enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
-enum class LogFormat { kLogfmt, kJson };
 
 // What a record's Kafka key is made of. kConversation is only valid for `message` events:
 // "<stream id>:<topic>" for channel messages, the sorted recipient ids for direct messages.

@@ -278,7 +278,9 @@ void LogAccount(LogLevel level, std::string_view account, std::string_view messa
 }
 
 bool ParseLogLevel(std::string_view text, LogLevel* level) {
-  if (text == "debug") {
+  if (text == "trace") {
+    *level = LogLevel::kTrace;
+  } else if (text == "debug") {
     *level = LogLevel::kDebug;
   } else if (text == "info") {
     *level = LogLevel::kInfo;

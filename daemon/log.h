@@ -20,7 +20,8 @@
 
 namespace zb {
 
-enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+// Ordered from the most verbose; the configuration's log.level names them in this order.
+enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kLogfmt, kJson };
 
 // One key=value pair of a log line. The value is kept as text with a note of whether it is a
@@ -74,7 +75,7 @@ inline void LogInfo(std::string_view m, LogFields f = {}) { Log(LogLevel::kInfo,
 inline void LogWarn(std::string_view m, LogFields f = {}) { Log(LogLevel::kWarn, m, f); }
 inline void LogError(std::string_view m, LogFields f = {}) { Log(LogLevel::kError, m, f); }
 
-// Parses "debug", "info", "warn"/"warning", "error"; false for anything else.
+// Parses "trace", "debug", "info", "warn"/"warning", "error"; false for anything else.
 bool ParseLogLevel(std::string_view text, LogLevel* level);
 
 // Hooks for tests: lines go to `sink` instead of stderr, time comes from `now`, and the
