@@ -1,0 +1,489 @@
+#include "daemon/kafka_publisher.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace zb {
+namespace {
+
+// Defaults filled in when kafka.properties leaves them unset. linger.ms: a few milliseconds of
+// batching costs nothing next to a long-poll round trip and makes batches of a burst.
+// message.timeout.ms: librdkafka's own default, written down; a timed-out record is produced
+// again, so the value only decides how often an outage is noticed per record.
+// queue.buffering.max.*: the bound on what one response may hold in memory; the transfer pauses
+// on QUEUE_FULL (DESIGN.md), so 64 MiB is the memory a huge first poll after an outage can take.
+constexpr std::pair<const char*, const char*> kDefaultProperties[] = {
+    {"linger.ms", "5"},
+    {"message.timeout.ms", "300000"},
+    {"queue.buffering.max.messages", "100000"},
+    {"queue.buffering.max.kbytes", "65536"},
+};
+
+std::string ErrorText(rd_kafka_resp_err_t err, std::string_view detail = {}) {
+  std::string text = rd_kafka_err2name(err);
+  text += ": ";
+  if (detail.empty()) {
+    text += rd_kafka_err2str(err);
+  } else {
+    text += detail;
+  }
+  return text;
+}
+
+// How a delivery report's error is settled. An error that is not listed is kRetryable: the
+// record is kept and tried again, which holds its account (loud, visible, nothing lost) rather
+// than sending a record that might have gone through to the dead-letter spool.
+//
+//   librdkafka error                        outcome        why
+//   NO_ERROR                                kDelivered     acked by all in-sync replicas
+//   _MSG_TIMED_OUT, _TIMED_OUT,             kRetryable     not written within message.timeout.ms
+//   _TIMED_OUT_QUEUE, REQUEST_TIMED_OUT                    (broker down or slow)
+//   _TRANSPORT, _ALL_BROKERS_DOWN,          kRetryable     connection trouble
+//   _RESOLVE, NETWORK_EXCEPTION,
+//   BROKER_NOT_AVAILABLE
+//   LEADER_NOT_AVAILABLE,                   kRetryable     leadership moving; librdkafka retries
+//   NOT_LEADER_FOR_PARTITION,                              these itself and only reports them
+//   NOT_ENOUGH_REPLICAS(_AFTER_APPEND),                    once it gives up
+//   KAFKA_STORAGE_ERROR
+//   _PURGE_QUEUE, _PURGE_INFLIGHT,          kRetryable     we purged or destroyed the producer
+//   _DESTROY                                               (Rebuild, shutdown)
+//   _FATAL, OUT_OF_ORDER_SEQUENCE_NUMBER,   kRetryable     the producer, not the record, is
+//   UNKNOWN_PRODUCER_ID,                                   broken: Rebuild() and produce again
+//   INVALID_PRODUCER_EPOCH
+//   _UNKNOWN_TOPIC, UNKNOWN_TOPIC_OR_PART   kMissingTopic  topic absent (auto-creation off):
+//                                                          hold the account, not dead-letter
+//   MSG_SIZE_TOO_LARGE, INVALID_MSG_SIZE,   kPermanent     larger than the broker or topic takes
+//   RECORD_LIST_TOO_LARGE
+//   TOPIC_AUTHORIZATION_FAILED,             kPermanent     not authorised to write it
+//   CLUSTER_AUTHORIZATION_FAILED
+//   INVALID_RECORD, INVALID_MSG, _BAD_MSG,  kPermanent     the broker rejects the record itself
+//   INVALID_TIMESTAMP, POLICY_VIOLATION,                   (or the topic's name: TOPIC_EXCEPTION)
+//   UNSUPPORTED_FOR_MESSAGE_FORMAT,
+//   TOPIC_EXCEPTION, _INVALID_ARG,
+//   _UNKNOWN_PARTITION
+DeliveryReport::Outcome Classify(rd_kafka_resp_err_t err) {
+  using Outcome = DeliveryReport::Outcome;
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+      return Outcome::kDelivered;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+      return Outcome::kMissingTopic;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+      return Outcome::kPermanent;
+    default:
+      // The retryable rows of the table, and anything unlisted.
+      return Outcome::kRetryable;
+  }
+}
+
+// What an immediately refused produce call means to the caller.
+Status ProduceErrorToStatus(rd_kafka_resp_err_t err, std::string_view topic) {
+  std::string where = "produce to " + std::string(topic) + ": ";
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+      return Status::Unavailable("queue full");
+    case RD_KAFKA_RESP_ERR__FATAL:
+      return Status::Fatal(where + ErrorText(err));
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+      return Status::NotFound(where + ErrorText(err));
+    default:
+      if (Classify(err) == DeliveryReport::Outcome::kPermanent) {
+        return Status::InvalidArgument(where + ErrorText(err));
+      }
+      return Status::Unavailable(where + ErrorText(err));
+  }
+}
+
+struct KafkaDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
+
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+};
+using KafkaConf = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+
+}  // namespace
+
+struct KafkaPublisher::Impl {
+  // One record the publisher holds, from Produce() until it is delivered or released. Its
+  // address is the message opaque, and librdkafka reads `record.value` in place (no copy).
+  struct Held {
+    OwnedKafkaRecord record;
+    uint64_t seq = 0;  // production order, for Rebuild
+    bool failed = false;
+  };
+
+  // The librdkafka opaque of one producer generation: reports of a replaced producer are
+  // recognised by it and dropped.
+  struct Generation {
+    Impl* impl = nullptr;
+    uint64_t number = 0;
+  };
+
+  explicit Impl(KafkaPublisherOptions opts) : options(std::move(opts)) {}
+
+  ~Impl() {
+    StopPollThread();
+    // Reports the destruction may make concern records about to be freed: drop them.
+    shutting_down.store(true);
+    handle.reset();
+  }
+
+  StatusOr<KafkaHandle> MakeHandle(Generation* generation) {
+    KafkaConf conf(rd_kafka_conf_new());
+    char errstr[512];
+    auto set = [&](const std::string& key, const std::string& value) -> Status {
+      if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr, sizeof errstr) !=
+          RD_KAFKA_CONF_OK) {
+        return Status::InvalidArgument("kafka property " + key + ": " + errstr);
+      }
+      return Status::Ok();
+    };
+    for (const auto& [key, value] : kDefaultProperties) {
+      if (!options.properties.contains(key)) ZB_RETURN_IF_ERROR(set(key, value));
+    }
+    for (const auto& [key, value] : options.properties) ZB_RETURN_IF_ERROR(set(key, value));
+    if (!options.brokers.empty()) ZB_RETURN_IF_ERROR(set("bootstrap.servers", options.brokers));
+    ZB_RETURN_IF_ERROR(set("enable.idempotence", "true"));
+    ZB_RETURN_IF_ERROR(set("acks", "all"));
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::OnDeliveryTrampoline);
+    rd_kafka_conf_set_error_cb(conf.get(), &Impl::OnErrorTrampoline);
+    if (options.on_statistics) {
+      rd_kafka_conf_set_stats_cb(conf.get(), &Impl::OnStatisticsTrampoline);
+    }
+    rd_kafka_conf_set_opaque(conf.get(), generation);
+    // rd_kafka_new takes the configuration only when it succeeds.
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof errstr);
+    if (rk == nullptr) return Status::InvalidArgument(std::string("kafka producer: ") + errstr);
+    conf.release();
+    return KafkaHandle(rk);
+  }
+
+  // Hands `held` to librdkafka. Caller holds `mu`.
+  Status Enqueue(Held& held) {
+    const OwnedKafkaRecord& r = held.record;
+    std::vector<rd_kafka_vu_t> vus(5 + (r.key ? 1 : 0) + r.headers.size());
+    size_t i = 0;
+    vus[i].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vus[i++].u.cstr = r.topic.c_str();
+    vus[i].vtype = RD_KAFKA_VTYPE_VALUE;
+    vus[i].u.mem.ptr = const_cast<char*>(r.value.data());
+    vus[i++].u.mem.size = r.value.size();
+    // No RD_KAFKA_MSG_F_COPY: the value lives in `held` until the report; the key and headers
+    // are small and librdkafka always copies them.
+    vus[i].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[i++].u.i = 0;
+    vus[i].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+    vus[i++].u.i64 = r.timestamp_ms;
+    vus[i].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[i++].u.ptr = &held;
+    if (r.key) {
+      vus[i].vtype = RD_KAFKA_VTYPE_KEY;
+      vus[i].u.mem.ptr = const_cast<char*>(r.key->data());
+      vus[i++].u.mem.size = r.key->size();
+    }
+    for (const auto& [name, value] : r.headers) {
+      vus[i].vtype = RD_KAFKA_VTYPE_HEADER;
+      vus[i].u.header.name = name.c_str();
+      vus[i].u.header.val = value.data();
+      vus[i++].u.header.size = static_cast<ssize_t>(value.size());
+    }
+    rd_kafka_error_t* error = rd_kafka_produceva(handle.get(), vus.data(), vus.size());
+    if (error == nullptr) return Status::Ok();
+    rd_kafka_resp_err_t err = rd_kafka_error_code(error);
+    rd_kafka_error_destroy(error);
+    // A dead producer refuses with the code of the error that killed it, not ERR__FATAL.
+    char cause[512];
+    if (rd_kafka_fatal_error(handle.get(), cause, sizeof cause) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::Fatal("produce to " + r.topic + ": producer is dead: " + cause);
+    }
+    return ProduceErrorToStatus(err, r.topic);
+  }
+
+  Status Produce(const KafkaRecord& record) {
+    auto held = std::make_unique<Held>();
+    OwnedKafkaRecord& r = held->record;
+    r.topic.assign(record.topic);
+    if (record.key) r.key.emplace(*record.key);
+    r.value.assign(record.value);
+    r.headers.assign(record.headers.begin(), record.headers.end());
+    r.timestamp_ms = record.timestamp_ms;
+    r.token = record.token;
+
+    std::lock_guard lock(mu);
+    if (held_records.contains(record.token)) {
+      return Status::InvalidArgument("produce: token " + std::to_string(record.token) +
+                                     " is already held");
+    }
+    ZB_RETURN_IF_ERROR(Enqueue(*held));
+    held->seq = next_seq++;
+    ++in_flight;
+    held_records.emplace(record.token, std::move(held));
+    return Status::Ok();
+  }
+
+  Status Reproduce(uint64_t token) {
+    std::lock_guard lock(mu);
+    auto it = held_records.find(token);
+    if (it == held_records.end() || !it->second->failed) {
+      return Status::NotFound("reproduce: no failed record has token " + std::to_string(token));
+    }
+    ZB_RETURN_IF_ERROR(Enqueue(*it->second));
+    it->second->failed = false;
+    --failed_count;
+    ++in_flight;
+    return Status::Ok();
+  }
+
+  StatusOr<OwnedKafkaRecord> Release(uint64_t token) {
+    std::lock_guard lock(mu);
+    auto it = held_records.find(token);
+    if (it == held_records.end() || !it->second->failed) {
+      return Status::NotFound("release: no failed record has token " + std::to_string(token));
+    }
+    OwnedKafkaRecord record = std::move(it->second->record);
+    held_records.erase(it);
+    --failed_count;
+    return record;
+  }
+
+  Status Rebuild() {
+    StopPollThread();
+    auto next = std::make_unique<Generation>(Generation{this, generation->number + 1});
+    StatusOr<KafkaHandle> fresh = MakeHandle(next.get());
+    if (!fresh.ok()) {
+      StartPollThread();
+      return fresh.status();
+    }
+    std::unique_ptr<Generation> old_generation;  // outlives old_handle, which points at it
+    KafkaHandle old_handle;
+    Status result;
+    std::vector<DeliveryReport> unqueued;
+    {
+      std::lock_guard lock(mu);
+      old_handle = std::move(handle);
+      old_generation = std::move(generation);
+      handle = std::move(*fresh);
+      generation = std::move(next);
+      std::vector<Held*> order;
+      order.reserve(held_records.size());
+      for (auto& [token, held] : held_records) order.push_back(held.get());
+      std::sort(order.begin(), order.end(),
+                [](const Held* a, const Held* b) { return a->seq < b->seq; });
+      for (Held* held : order) {
+        Status status = result.ok() ? Enqueue(*held) : result;
+        if (!status.ok()) {
+          if (result.ok()) result = status;
+          if (!held->failed) {
+            held->failed = true;
+            ++failed_count;
+            --in_flight;
+            unqueued.push_back({held->record.token, DeliveryReport::Outcome::kRetryable,
+                                "rebuild: " + status.message(), -1, -1});
+          }
+          continue;
+        }
+        if (held->failed) {
+          held->failed = false;
+          --failed_count;
+          ++in_flight;
+        }
+      }
+    }
+    // The old producer still points at values held here: purge it and destroy it before
+    // anything can free them. Its reports carry the old generation and are dropped.
+    rd_kafka_purge(old_handle.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(old_handle.get(), 0);
+    old_handle.reset();
+    ++rebuilds;
+    if (!unqueued.empty()) options.on_delivery(std::move(unqueued));
+    StartPollThread();
+    return result;
+  }
+
+  Status Flush(std::chrono::milliseconds timeout) {
+    // Not rd_kafka_flush(): it would serve delivery reports on this thread. The poll thread goes
+    // on serving them; linger.ms is short, so waiting for the count is enough.
+    std::unique_lock lock(mu);
+    if (flushed.wait_for(lock, timeout, [&] { return in_flight == 0; })) return Status::Ok();
+    return Status::Unavailable("flush: " + std::to_string(in_flight) +
+                               " records still in flight after " + std::to_string(timeout.count()) +
+                               " ms");
+  }
+
+  void StartPollThread() {
+    stop_polling.store(false);
+    poll_thread = std::thread([this] { PollLoop(); });
+  }
+
+  void StopPollThread() {
+    stop_polling.store(true);
+    if (poll_thread.joinable()) poll_thread.join();
+  }
+
+  void PollLoop() {
+    const int interval_ms = static_cast<int>(options.poll_interval.count());
+    while (!stop_polling.load()) {
+      rd_kafka_poll(handle.get(), interval_ms);
+      if (batch.empty()) continue;
+      size_t reported = batch.size();
+      options.on_delivery(std::move(batch));
+      batch.clear();
+      std::lock_guard lock(mu);
+      // A record leaves InFlight() only once the owner has its report, so that Flush() returning
+      // OK means every report was handed over.
+      in_flight -= reported;
+      if (in_flight == 0) flushed.notify_all();
+    }
+  }
+
+  // Poll thread.
+  void OnDelivery(const Generation& gen, const rd_kafka_message_t& message) {
+    if (shutting_down.load()) return;
+    std::lock_guard lock(mu);
+    if (gen.number != generation->number) return;
+    auto* held = static_cast<Held*>(message._private);
+    DeliveryReport report;
+    report.token = held->record.token;
+    report.outcome = Classify(message.err);
+    report.partition = message.partition;
+    report.offset = message.offset;
+    if (report.outcome == DeliveryReport::Outcome::kDelivered) {
+      held_records.erase(report.token);
+    } else {
+      report.error = ErrorText(message.err, rd_kafka_message_errstr(&message));
+      held->failed = true;
+      ++failed_count;
+    }
+    batch.push_back(std::move(report));
+  }
+
+  void OnError(rd_kafka_t* rk, int err, const char* reason) {
+    ++error_count;
+    KafkaErrorReport report;
+    auto code = static_cast<rd_kafka_resp_err_t>(err);
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+      report.fatal = true;
+      char cause[512];
+      rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, cause, sizeof cause);
+      report.error = ErrorText(fatal, cause);
+    } else {
+      report.error = ErrorText(code, reason ? reason : "");
+    }
+    if (options.on_error) options.on_error(report);
+  }
+
+  static void OnDeliveryTrampoline(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+    auto* gen = static_cast<Generation*>(opaque);
+    gen->impl->OnDelivery(*gen, *message);
+  }
+  static void OnErrorTrampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* gen = static_cast<Generation*>(opaque);
+    gen->impl->OnError(rk, err, reason);
+  }
+  static int OnStatisticsTrampoline(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto* gen = static_cast<Generation*>(opaque);
+    gen->impl->options.on_statistics(std::string_view(json, len));
+    return 0;  // librdkafka frees the JSON
+  }
+
+  const KafkaPublisherOptions options;
+
+  std::thread poll_thread;
+  std::atomic<bool> stop_polling{false};
+  std::atomic<bool> shutting_down{false};
+  std::atomic<uint64_t> error_count{0};
+  std::atomic<uint64_t> rebuilds{0};
+  // Reports of the current rd_kafka_poll() call; poll thread only.
+  std::vector<DeliveryReport> batch;
+
+  mutable std::mutex mu;
+  std::condition_variable flushed;
+  // Replaced only by Rebuild, with the poll thread stopped and `mu` held.
+  std::unique_ptr<Generation> generation;
+  KafkaHandle handle;
+  std::unordered_map<uint64_t, std::unique_ptr<Held>> held_records;
+  uint64_t next_seq = 0;
+  size_t in_flight = 0;     // produced, report not yet handed to the owner
+  size_t failed_count = 0;  // held after a failed report
+};
+
+StatusOr<std::unique_ptr<KafkaPublisher>> KafkaPublisher::Create(KafkaPublisherOptions options) {
+  if (!options.on_delivery) return Status::InvalidArgument("kafka publisher: no on_delivery");
+  // The guarantee rests on these two: refuse, don't override silently, so the operator learns
+  // that the configuration says something the daemon will not do.
+  if (auto it = options.properties.find("enable.idempotence");
+      it != options.properties.end() && it->second != "true") {
+    return Status::InvalidArgument("kafka property enable.idempotence=" + it->second +
+                                   ": must be true (records could be duplicated or reordered)");
+  }
+  for (const char* acks : {"acks", "request.required.acks"}) {
+    if (auto it = options.properties.find(acks);
+        it != options.properties.end() && it->second != "all" && it->second != "-1") {
+      return Status::InvalidArgument(std::string("kafka property ") + acks + "=" + it->second +
+                                     ": must be all (a record acknowledged by one broker can "
+                                     "be lost after Zulip was told it was received)");
+    }
+  }
+  auto impl = std::make_unique<Impl>(std::move(options));
+  impl->generation = std::make_unique<Impl::Generation>(Impl::Generation{impl.get(), 0});
+  StatusOr<KafkaHandle> handle = impl->MakeHandle(impl->generation.get());
+  if (!handle.ok()) return handle.status();
+  impl->handle = std::move(*handle);
+  impl->StartPollThread();
+  return std::unique_ptr<KafkaPublisher>(new KafkaPublisher(std::move(impl)));
+}
+
+KafkaPublisher::KafkaPublisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaPublisher::~KafkaPublisher() = default;
+
+Status KafkaPublisher::Produce(const KafkaRecord& record) { return impl_->Produce(record); }
+Status KafkaPublisher::Reproduce(uint64_t token) { return impl_->Reproduce(token); }
+StatusOr<OwnedKafkaRecord> KafkaPublisher::Release(uint64_t token) { return impl_->Release(token); }
+Status KafkaPublisher::Rebuild() { return impl_->Rebuild(); }
+Status KafkaPublisher::Flush(std::chrono::milliseconds timeout) { return impl_->Flush(timeout); }
+
+size_t KafkaPublisher::InFlight() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->in_flight;
+}
+size_t KafkaPublisher::HeldFailed() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->failed_count;
+}
+uint64_t KafkaPublisher::ErrorCount() const { return impl_->error_count.load(); }
+uint64_t KafkaPublisher::Generation() const { return impl_->rebuilds.load(); }
+
+Status KafkaPublisher::TriggerFatalErrorForTest(std::string_view reason) {
+  std::lock_guard lock(impl_->mu);
+  rd_kafka_resp_err_t err =
+      rd_kafka_test_fatal_error(impl_->handle.get(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                std::string(reason).c_str());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Fatal(ErrorText(err));
+  return Status::Ok();
+}
+
+}  // namespace zb

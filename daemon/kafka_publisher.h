@@ -1,0 +1,176 @@
+// The process's one Kafka producer: an idempotent librdkafka producer (acks=all, so records keep
+// their order per partition and a retry never writes a duplicate), its poll thread, and the
+// records it has been given and not yet settled. This is the only part of zulip-bridge that
+// knows librdkafka; the rest sees records in, delivery reports out.
+//
+// Threads. Produce(), Reproduce(), Release(), Rebuild(), Flush() and the counters may be called
+// from any thread (in the daemon: the event loop). Delivery reports, errors and statistics are
+// handed to the owner's callbacks only on the publisher's own poll thread (the one thread that
+// calls rd_kafka_poll); the owner moves them into its event loop's queue and wakes the loop up.
+// The callbacks must not call back into the publisher's Flush(), Rebuild() or destructor (they
+// join the poll thread); Produce/Reproduce/Release are fine.
+//
+// Record ownership and issue 7. Produce() copies the record into storage the publisher owns
+// (the caller's bytes are a transient slice of an HTTP response) and librdkafka reads the value
+// from there without copying it again. A record stays with the publisher until it is settled:
+//   - delivered: freed when the report is made;
+//   - failed (kRetryable, kMissingTopic, kPermanent): held, untouched, until the owner either
+//     calls Reproduce(token) (a timed-out record goes back to librdkafka, same bytes, same
+//     timestamp) or Release(token), which hands the bytes back (for the dead-letter spool).
+// Because every unsettled record is held here, a fatal idempotence error (librdkafka 2.0.2 can
+// raise one after a broker outage; it arrives as an ErrorReport with fatal=true) is recovered by
+// Rebuild(): purge and destroy the dead producer, build a new one from the same configuration,
+// and produce every record it held again, in their original order. Callers keep their tokens;
+// nothing they hold changes. Duplicates in Kafka are possible (at-least-once), never losses.
+#ifndef ZB_DAEMON_KAFKA_PUBLISHER_H_
+#define ZB_DAEMON_KAFKA_PUBLISHER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/status.h"
+
+namespace zb {
+
+// A record header: name and value bytes. The router (event_router.h) produces these.
+using KafkaHeader = std::pair<std::string, std::string>;
+
+// One record to produce. Everything is borrowed for the duration of Produce() only.
+struct KafkaRecord {
+  std::string_view topic;
+  std::optional<std::string_view> key;  // nullopt: no key (round-robin/sticky partitioning)
+  std::string_view value;
+  std::span<const KafkaHeader> headers;
+  int64_t timestamp_ms = 0;  // record timestamp (CreateTime): when the daemon received the event
+  // Chosen by the caller and returned in the delivery report. Must be unique among the records
+  // the publisher holds (produced and not yet settled).
+  uint64_t token = 0;
+};
+
+// A record the publisher owned, handed back by Release().
+struct OwnedKafkaRecord {
+  std::string topic;
+  std::optional<std::string> key;
+  std::string value;
+  std::vector<KafkaHeader> headers;
+  int64_t timestamp_ms = 0;
+  uint64_t token = 0;
+};
+
+// What happened to one record. See kafka_publisher.cc for the full table of librdkafka errors.
+struct DeliveryReport {
+  enum class Outcome {
+    kDelivered,     // acknowledged by every in-sync replica; the record is freed
+    kRetryable,     // not written, nothing wrong with the record: timed out in librdkafka,
+                    // purged, broker down, producer fatal. Held: Reproduce() it later.
+    kMissingTopic,  // the topic does not exist (auto-creation off): held; the owner holds the
+                    // account and says so loudly, and Reproduce()s once the topic is there
+    kPermanent,     // the broker will never take this record (too large, not authorised,
+                    // invalid): held until Release()d into the dead-letter spool
+  };
+  uint64_t token = 0;
+  Outcome outcome = Outcome::kDelivered;
+  std::string error;  // "" when delivered, else "<librdkafka error name>: <text>"
+  int32_t partition = -1;
+  int64_t offset = -1;  // -1 when unknown
+};
+
+// An error librdkafka reported outside a delivery report (a broker down, all brokers down,
+// authentication...). Most are informational: librdkafka recovers by itself. fatal=true means
+// the producer is dead (ERR__FATAL; `error` names the underlying cause): call Rebuild().
+struct KafkaErrorReport {
+  bool fatal = false;
+  std::string error;  // "<librdkafka error name>: <text>"
+};
+
+struct KafkaPublisherOptions {
+  // bootstrap.servers; overrides a bootstrap.servers in `properties` when not empty.
+  std::string brokers;
+  // librdkafka properties, passed as-is (kafka.properties in the config). Unset safe defaults
+  // are filled in (see kDefaultProperties in the .cc): linger.ms=5, message.timeout.ms=300000,
+  // queue.buffering.max.messages=100000, queue.buffering.max.kbytes=65536.
+  // enable.idempotence=true and acks=all are forced: any other value is InvalidArgument.
+  std::map<std::string, std::string> properties;
+
+  // Called on the poll thread with the reports of one rd_kafka_poll() call (never empty).
+  // Required.
+  std::function<void(std::vector<DeliveryReport>)> on_delivery;
+  // Called on the poll thread. Optional.
+  std::function<void(const KafkaErrorReport&)> on_error;
+  // Called on the poll thread with librdkafka's statistics JSON, when `properties` sets
+  // statistics.interval.ms. Optional.
+  std::function<void(std::string_view json)> on_statistics;
+  // How long the poll thread blocks in rd_kafka_poll per turn; also bounds how late a stop is
+  // noticed.
+  std::chrono::milliseconds poll_interval{100};
+};
+
+class KafkaPublisher {
+ public:
+  // Builds the producer and starts its poll thread. InvalidArgument for a bad property (its
+  // name and librdkafka's words), an unsafe override of acks or enable.idempotence, or a
+  // missing on_delivery. Does not wait for brokers: they may be down at boot.
+  static StatusOr<std::unique_ptr<KafkaPublisher>> Create(KafkaPublisherOptions options);
+
+  // Stops the poll thread and destroys the producer without waiting: records not yet delivered
+  // are abandoned (no report). Call Flush() first for a clean shutdown.
+  ~KafkaPublisher();
+  KafkaPublisher(const KafkaPublisher&) = delete;
+  KafkaPublisher& operator=(const KafkaPublisher&) = delete;
+
+  // Copies `record` and queues it. OK: queued; exactly one DeliveryReport with its token will
+  // follow. Unavailable("queue full"): librdkafka's queue is at its limit; nothing was kept:
+  // pause and produce it again after the next deliveries. InvalidArgument: a record the producer
+  // refuses at once (larger than message.max.bytes, a duplicate token). NotFound: the topic is
+  // known not to exist. Fatal: the producer is dead (Rebuild()). No report follows an error.
+  Status Produce(const KafkaRecord& record);
+
+  // Queues again a held record after a failed delivery. Same errors as Produce(); on error the
+  // record stays held. NotFound if no failed record has this token.
+  Status Reproduce(uint64_t token);
+  // Gives up a held failed record and returns it (for the dead-letter spool). NotFound if no
+  // failed record has this token.
+  StatusOr<OwnedKafkaRecord> Release(uint64_t token);
+
+  // After a fatal error: replaces the producer with a new one built from the same options and
+  // produces every record the publisher holds (in flight or failed) again, in the order they
+  // were first produced. Reports from the old producer are dropped. OK when every record is
+  // queued again; otherwise the error of the first that was not (the rest stay held as failed
+  // and a kRetryable report is made for each). Not from a callback.
+  Status Rebuild();
+
+  // Waits until no record is in librdkafka's hands (all reported) or `timeout` passes. OK, or
+  // Unavailable naming how many are still in flight. Not from a callback.
+  Status Flush(std::chrono::milliseconds timeout);
+
+  // Records produced and not yet reported.
+  size_t InFlight() const;
+  // Records reported as failed and neither reproduced nor released.
+  size_t HeldFailed() const;
+  // Errors reported through on_error since Create, fatal ones included.
+  uint64_t ErrorCount() const;
+  // How many times the producer was rebuilt.
+  uint64_t Generation() const;
+
+  // Raises a fatal error in librdkafka as if the broker had caused one (rd_kafka_test_fatal_error).
+  Status TriggerFatalErrorForTest(std::string_view reason);
+
+  struct Impl;
+
+ private:
+  explicit KafkaPublisher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zb
+
+#endif  // ZB_DAEMON_KAFKA_PUBLISHER_H_
