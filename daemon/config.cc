@@ -155,7 +155,7 @@ Fields ReadMap(Diagnostics& diag, const Entry& entry, const Keys& allowed,
     return fields;
   }
   for (auto it = entry.value.begin(); it != entry.value.end(); ++it) {
-    const YAML::Node& key = it->first;
+    YAML::Node key = it->first;
     if (!key.IsScalar()) {
       diag.Add(key.Mark(), entry.path, "expected a plain key");
       continue;
@@ -257,7 +257,7 @@ bool ReadStringList(Diagnostics& diag, const Entry& e, std::vector<std::string>*
   out->clear();
   bool ok = true;
   for (size_t i = 0; i < e.value.size(); ++i) {
-    const YAML::Node& item = e.value[i];
+    YAML::Node item = e.value[i];
     if (!item.IsScalar() || item.Scalar().empty()) {
       diag.Add(item.IsNull() ? e.value.Mark() : item.Mark(), IndexPath(e.path, i),
                "expected a non-empty string");
@@ -625,8 +625,12 @@ Keys EventTypeKeys() {
 class Loader {
  public:
   Loader(std::string path, const EnvLookup& env) : path_(std::move(path)), diag_(path_), env_(env) {
-    base_dir_ = std::filesystem::path(path_).parent_path().string();
-    if (base_dir_.empty()) base_dir_ = ".";
+    // Absolute, so that every path in the Config is too, whatever the daemon's cwd later.
+    std::error_code ec;
+    std::filesystem::path dir = std::filesystem::path(path_).parent_path();
+    if (dir.empty()) dir = ".";
+    base_dir_ = std::filesystem::absolute(dir, ec).lexically_normal().string();
+    if (ec) base_dir_ = dir.string();
   }
 
   StatusOr<Config> Load(const std::string& text) {
@@ -651,7 +655,8 @@ class Loader {
   void LoadRoot(const YAML::Node& root) {
     Entry top{root, "", YAML::Mark()};
     if (!root.IsDefined() || root.IsNull()) {
-      diag_.Add(YAML::Mark(), "", "the file is empty; expected a mapping with kafka and accounts");
+      diag_.Add(YAML::Mark::null_mark(), "",
+                "the file is empty; expected a mapping with kafka and accounts");
       return;
     }
     Fields fields = ReadMap(
@@ -959,7 +964,7 @@ class Loader {
     }
     std::map<std::string, size_t> seen;  // lower-cased name -> index
     for (size_t i = 0; i < entry.value.size(); ++i) {
-      const YAML::Node& node = entry.value[i];
+      YAML::Node node = entry.value[i];
       Entry account_entry{node, IndexPath("accounts", i), node.Mark()};
       if (!node.IsMap()) {
         diag_.Add(node.IsNull() ? entry.value.Mark() : node.Mark(), account_entry.path,
@@ -970,7 +975,7 @@ class Loader {
       if (LoadAccount(account_entry, &account)) {
         auto [it, inserted] = seen.emplace(ToLower(account.name), i);
         if (!inserted) {
-          Fields f = ReadMapQuiet(node);
+          Fields f = ReadMapQuiet(node, account_entry.path);
           const Entry& name = f.at("name");
           diag_.Add(name.Mark(), name.path,
                     "duplicate account name " + Quote(account.name) + " (also accounts[" +
@@ -984,9 +989,9 @@ class Loader {
   }
 
   // The fields of a mapping already checked (no diagnostics).
-  Fields ReadMapQuiet(const YAML::Node& node) {
+  Fields ReadMapQuiet(const YAML::Node& node, const std::string& path) {
     Diagnostics ignored(path_);
-    return ReadMap(ignored, Entry{node, "", node.Mark()}, {});
+    return ReadMap(ignored, Entry{node, path, node.Mark()}, {});
   }
 
   bool LoadAccount(const Entry& entry, AccountConfig* a) {
@@ -1059,7 +1064,7 @@ class Loader {
       return;
     }
     for (size_t i = 0; i < e.value.size(); ++i) {
-      const YAML::Node& pair = e.value[i];
+      YAML::Node pair = e.value[i];
       std::string path = IndexPath(e.path, i);
       YAML::Mark mark = pair.IsNull() ? e.value.Mark() : pair.Mark();
       if (!pair.IsSequence() || pair.size() != 2 || !pair[0].IsScalar() || !pair[1].IsScalar()) {
@@ -1267,7 +1272,10 @@ class Loader {
           std::pair{"client_cert_key", &t.client_cert_key}}) {
       std::string path;
       const Entry* e = Find(f, key);
-      if (e && ReadNonEmptyString(diag_, *e, &path)) *field = ExpandPath(path, base_dir_, env_);
+      // An empty string means the default (system CAs, no client certificate).
+      if (e && ReadString(diag_, *e, &path)) {
+        *field = path.empty() ? std::string() : ExpandPath(path, base_dir_, env_);
+      }
     }
     const Entry* insecure = Find(f, "insecure_skip_verify");
     if (insecure) ReadBool(diag_, *insecure, &t.insecure_skip_verify);
@@ -1506,12 +1514,9 @@ std::string RenderConfig(const Config& c) {
                 ? std::string(SourceName(a.credential_source))
                 : std::string(SourceName(a.credential_source)) + " " + a.credential_path);
     out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "ca_bundle" << YAML::Value
-        << (a.tls.ca_bundle.empty() ? "system" : a.tls.ca_bundle);
-    out << YAML::Key << "client_cert" << YAML::Value
-        << (a.tls.client_cert.empty() ? "none" : a.tls.client_cert);
-    out << YAML::Key << "client_cert_key" << YAML::Value
-        << (a.tls.client_cert_key.empty() ? "none" : a.tls.client_cert_key);
+    out << YAML::Key << "ca_bundle" << YAML::Value << a.tls.ca_bundle;
+    out << YAML::Key << "client_cert" << YAML::Value << a.tls.client_cert;
+    out << YAML::Key << "client_cert_key" << YAML::Value << a.tls.client_cert_key;
     out << YAML::Key << "insecure_skip_verify" << YAML::Value << a.tls.insecure_skip_verify;
     out << YAML::EndMap;
     out << YAML::Key << "event_types" << YAML::Value;
