@@ -109,24 +109,35 @@ class Diagnostics {
     line += ": ";
     if (!path.empty()) line += std::string(path) + ": ";
     line += message;
-    lines_.push_back(std::move(line));
+    lines_.push_back(
+        {mark.is_null() ? -1 : mark.line, mark.is_null() ? -1 : mark.column, std::move(line)});
   }
 
   bool empty() const { return lines_.empty(); }
   size_t count() const { return lines_.size(); }
 
+  // The problems in the order of the file (the loader visits keys in its own order).
   std::string Joined() const {
+    std::vector<Line> sorted = lines_;
+    std::stable_sort(sorted.begin(), sorted.end(), [](const Line& a, const Line& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
     std::string out;
-    for (const std::string& line : lines_) {
+    for (const Line& line : sorted) {
       if (!out.empty()) out += "\n";
-      out += line;
+      out += line.text;
     }
     return out;
   }
 
  private:
+  struct Line {
+    int line;
+    int column;
+    std::string text;
+  };
   std::string file_;
-  std::vector<std::string> lines_;
+  std::vector<Line> lines_;
 };
 
 // One value in the document with what is needed to report on it.
@@ -1238,7 +1249,7 @@ class Loader {
         }
       }
     }
-    LoadTls(Find(f, "tls"), rc, entry, a);
+    LoadTls(Find(f, "tls"), rc, entry, source, a);
   }
 
   bool CheckSite(const std::string& site) {
@@ -1254,7 +1265,8 @@ class Loader {
     }
   }
 
-  void LoadTls(const Entry* tls, const Zuliprc& rc, const Entry& account, AccountConfig* a) {
+  void LoadTls(const Entry* tls, const Zuliprc& rc, const Entry& account, const Entry& credential,
+               AccountConfig* a) {
     TlsConfig& t = a->tls;
     const std::string rc_dir = std::filesystem::path(a->credential_path).parent_path().string();
     if (rc.cert_bundle) t.ca_bundle = ExpandPath(*rc.cert_bundle, rc_dir, env_);
@@ -1280,7 +1292,7 @@ class Loader {
     const Entry* insecure = Find(f, "insecure_skip_verify");
     if (insecure) ReadBool(diag_, *insecure, &t.insecure_skip_verify);
     if (rc.insecure.value_or(false) && !t.insecure_skip_verify) {
-      diag_.Add(tls_entry.Mark(), JoinPath(account.path, "zuliprc"),
+      diag_.Add(credential.Mark(), credential.path,
                 a->credential_path +
                     " sets insecure=true; expected verification to be turned off only by "
                     "tls.insecure_skip_verify: true in the configuration");
@@ -1344,6 +1356,10 @@ EnvLookup ProcessEnv() {
 }
 
 StatusOr<Config> LoadConfig(const std::string& path, const EnvLookup& env) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::FromErrno(path, EISDIR);
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::FromErrno(path, errno);
   std::stringstream buffer;

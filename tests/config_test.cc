@@ -101,9 +101,9 @@ accounts:
     email: bot@example.com
     api_key_fle: secrets/bot.key
 )",
-     "8:5: accounts[0].api_key_fle: unknown key; did you mean 'api_key_file'?\n"
      "5:5: accounts[0]: no credentials; expected one of zuliprc, api_key, api_key_file or "
-     "systemd_credential"},
+     "systemd_credential\n"
+     "8:5: accounts[0].api_key_fle: unknown key; did you mean 'api_key_file'?"},
     {"UnknownKeyFarFromAnyListsTheValidOnes",
      R"(kafka:
   brokers: [localhost:9092]
@@ -290,7 +290,7 @@ accounts:
   - name: dev
     zuliprc: zuliprc/localhost.zuliprc
 )",
-     "5:5: accounts[0].zuliprc: {dir}/zuliprc/localhost.zuliprc sets insecure=true; expected "
+     "6:14: accounts[0].zuliprc: {dir}/zuliprc/localhost.zuliprc sets insecure=true; expected "
      "verification to be turned off only by tls.insecure_skip_verify: true in the "
      "configuration"},
     {"ClientCertKeyWithoutClientCert",
@@ -609,6 +609,16 @@ INSTANTIATE_TEST_SUITE_P(Table, ConfigBrokenTest, ::testing::ValuesIn(kBroken),
                          });
 
 TEST(ConfigBrokenTableTest, HasAtLeastTwentyFiveCases) { EXPECT_GE(std::size(kBroken), 25u); }
+
+TEST_F(ConfigTest, ReportsAConfigurationFileThatCannotBeRead) {
+  StatusOr<Config> missing = LoadConfig(dir_.Sub("missing.yaml"), Env());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().IsIOError());
+  EXPECT_EQ(missing.status().message(), dir_.Sub("missing.yaml") + ": No such file or directory");
+  StatusOr<Config> directory = LoadConfig(dir_.Sub("good"), Env());
+  ASSERT_FALSE(directory.ok());
+  EXPECT_EQ(directory.status().message(), dir_.Sub("good") + ": Is a directory");
+}
 
 // ---- good configurations ----
 

@@ -155,12 +155,12 @@ TEST_F(CheckConfigTest, RefusesABrokenConfigurationWithFileLineColumnAndKey) {
   EXPECT_EQ(run.out, "");
   EXPECT_EQ(run.err,
             "zulip-bridge: " + path +
-                ":9:5: accounts[0].api_key_fle: unknown key; did you mean 'api_key_file'?\n"
-                "zulip-bridge: " +
-                path +
                 ":4:11: kafka.properties.acks: acks=1 would let a broker failure lose "
                 "acknowledged events, breaking at-least-once delivery; expected all (or remove "
-                "it)\n");
+                "it)\n"
+                "zulip-bridge: " +
+                path +
+                ":9:5: accounts[0].api_key_fle: unknown key; did you mean 'api_key_file'?\n");
   ExpectNoSecret(run, "broken");
 }
 
