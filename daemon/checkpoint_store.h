@@ -1,0 +1,120 @@
+// Durable per-account checkpoints: how far each account has safely got (DESIGN.md
+// "Checkpoints"). The watermark stored here is the `last_event_id` the account may send to Zulip;
+// it is sent only after the Commit that made it durable returned OK, so the disk is never behind
+// what Zulip was told.
+//
+// On disk: one file per account, `<dir>/<encoded account>.checkpoint.json`, mode 0600, JSON with
+// a "version" field. The account name is encoded so any name is a safe file name: bytes outside
+// [A-Za-z0-9_-] become %XX.
+//
+// Group commit: Stage() records checkpoints in memory; Commit() makes every staged one durable
+// at once with a fixed number of syncs whatever the number of accounts: write each to
+// `<file>.tmp`, one syncfs(2) for all of them, rename each over its file, one fsync of the
+// directory. A commit covering 1000 accounts costs two syncs, not 2000.
+//
+// Failure: a failed Commit reports the error (path and strerror) and leaves the staged
+// checkpoints pending for the next Commit. Before any rename, nothing on disk changed. If a
+// rename or the directory fsync fails, the accounts already renamed are put back to their
+// previous checkpoint (best effort, itself synced). A file is never torn: it is replaced only by
+// rename of a synced temp file. Should even the restore fail, a file may hold the new checkpoint:
+// it is complete and only ever ahead of what Zulip was told (Commit failed, so the new watermark
+// was not sent), which is safe. A `.tmp` left by a crash is removed at Open.
+//
+// Not thread-safe: owned by the event loop thread (Commit blocks that thread for the syncs,
+// once per loop turn).
+#ifndef ZB_DAEMON_CHECKPOINT_STORE_H_
+#define ZB_DAEMON_CHECKPOINT_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/fs.h"
+#include "daemon/status.h"
+
+namespace zb {
+
+struct Checkpoint {
+  // The version this build writes. Files with a newer version are refused (Corruption), so a
+  // downgrade cannot misread them.
+  static constexpr int kFormatVersion = 1;
+
+  std::string site;     // the Zulip server's URL
+  std::string account;  // the configured account name (set by Stage)
+  std::string queue_id;
+  // The last_event_id to send on the next GET /events: -1 for a fresh queue.
+  int64_t watermark = -1;
+  // The highest message id published to Kafka for this account (live or backfill); -1 if none.
+  int64_t last_published_message_id = -1;
+  // Backfill progress after a gap: while active, messages after `backfill_anchor_message_id`
+  // are still to be fetched through GET /messages before the new queue is polled.
+  bool backfill_active = false;
+  int64_t backfill_anchor_message_id = -1;
+  // When the queue was registered (Unix time, milliseconds); 0 if unknown.
+  int64_t registered_at_unix_ms = 0;
+
+  friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
+};
+
+class CheckpointStore {
+ public:
+  // Creates `dir` (mode 0700) if missing, removes `.tmp` files a crash left, and reads every
+  // checkpoint. IOError (path and errno text) if the directory cannot be created or read;
+  // Corruption naming the file if a checkpoint does not parse, has a newer version, or names
+  // another account than its file name.
+  static StatusOr<std::unique_ptr<CheckpointStore>> Open(std::string dir, Fs& fs);
+  CheckpointStore(const CheckpointStore&) = delete;
+  CheckpointStore& operator=(const CheckpointStore&) = delete;
+
+  // The last durable checkpoint of `account` (staged ones are not returned until committed).
+  // NotFound if it has none.
+  StatusOr<Checkpoint> Load(std::string_view account) const;
+  // Every durable checkpoint, ordered by account name.
+  std::vector<Checkpoint> LoadAll() const;
+
+  // Records `checkpoint` as the next one for `account` (its `account` field is set to it). Not
+  // durable, and not to be acted on (sent to Zulip), until Commit returns OK. A later Stage for
+  // the same account before Commit replaces this one.
+  void Stage(std::string_view account, Checkpoint checkpoint);
+  // Makes every staged checkpoint durable (see the class comment). OK: they are durable and
+  // Load returns them. IOError (path and strerror): none of them may be acted on; they stay
+  // staged and the next Commit tries again.
+  Status Commit();
+  // True when something is staged and not yet committed.
+  bool has_staged() const { return !staged_.empty(); }
+  // The accounts whose staged checkpoints are waiting for a Commit.
+  std::vector<std::string> StagedAccounts() const;
+
+  // Deletes the checkpoint of `account` durably (file removed, directory synced), and anything
+  // staged for it. OK if it had none. IOError with path and strerror otherwise.
+  Status Remove(std::string_view account);
+
+  const std::string& dir() const { return dir_; }
+  // The checkpoint file of `account`.
+  std::string PathFor(std::string_view account) const;
+
+  // The JSON text of a checkpoint, and back (Corruption mentioning `origin` on failure).
+  static std::string Serialize(const Checkpoint& checkpoint);
+  static StatusOr<Checkpoint> Parse(std::string_view json, std::string_view origin);
+
+ private:
+  CheckpointStore(std::string dir, Fs& fs) : dir_(std::move(dir)), fs_(fs) {}
+  Status ReadAll();
+  // Puts the files of `accounts` back to their committed checkpoint (or removes them if they had
+  // none). Returns the first error.
+  Status Restore(const std::vector<std::string>& accounts);
+  // Removes the temp files of `accounts`, ignoring errors (they are cleaned at Open anyway).
+  void RemoveTemps(const std::vector<std::string>& accounts);
+
+  const std::string dir_;
+  Fs& fs_;
+  std::map<std::string, Checkpoint, std::less<>> committed_;
+  std::map<std::string, Checkpoint, std::less<>> staged_;
+};
+
+}  // namespace zb
+
+#endif  // ZB_DAEMON_CHECKPOINT_STORE_H_
