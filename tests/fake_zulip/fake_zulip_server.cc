@@ -1,0 +1,681 @@
+#include "tests/fake_zulip/fake_zulip_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace zb::fake_zulip {
+namespace {
+
+std::string Quote(std::string_view s) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string Serialize(const rapidjson::Value& value) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  value.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+const char* MethodName(evhttp_cmd_type cmd) {
+  switch (cmd) {
+    case EVHTTP_REQ_GET:
+      return "GET";
+    case EVHTTP_REQ_POST:
+      return "POST";
+    case EVHTTP_REQ_DELETE:
+      return "DELETE";
+    case EVHTTP_REQ_PUT:
+      return "PUT";
+    case EVHTTP_REQ_PATCH:
+      return "PATCH";
+    case EVHTTP_REQ_HEAD:
+      return "HEAD";
+    default:
+      return "OTHER";
+  }
+}
+
+void ParseQueryInto(const char* text, std::map<std::string, std::string>* out) {
+  if (text == nullptr || *text == '\0') return;
+  evkeyvalq pairs;
+  pairs.tqh_first = nullptr;
+  pairs.tqh_last = &pairs.tqh_first;
+  if (evhttp_parse_query_str(text, &pairs) == 0) {
+    for (evkeyval* kv = pairs.tqh_first; kv != nullptr; kv = kv->next.tqe_next) {
+      (*out)[kv->key] = kv->value;
+    }
+  }
+  evhttp_clear_headers(&pairs);
+}
+
+std::string QueueInfoJson(const QueueInfo& q) {
+  std::string out = R"({"queue_id":)" + Quote(q.queue_id) + R"(,"email":)" + Quote(q.email) +
+                    R"(,"event_types":)";
+  if (q.event_types) {
+    out += "[";
+    for (size_t i = 0; i < q.event_types->size(); ++i) {
+      out += (i ? "," : "") + Quote((*q.event_types)[i]);
+    }
+    out += "]";
+  } else {
+    out += "null";
+  }
+  char numbers[256];
+  std::snprintf(numbers, sizeof numbers,
+                R"(,"lifespan_secs":%.17g,"created":%.17g,"last_connection_time":%.17g)",
+                q.lifespan_secs, q.created, q.last_connection_time);
+  out += R"(,"narrow":)" + q.narrow_json + R"(,"all_public_streams":)" +
+         (q.all_public_streams ? "true" : "false") + R"(,"apply_markdown":)" +
+         (q.apply_markdown ? "true" : "false") + R"(,"client_gravatar":)" +
+         (q.client_gravatar ? "true" : "false") + numbers + R"(,"polling":)" +
+         (q.polling ? "true" : "false") + R"(,"next_event_id":)" + std::to_string(q.next_event_id) +
+         R"(,"newest_pruned_id":)" + std::to_string(q.newest_pruned_id) + R"(,"queued":)" +
+         std::to_string(q.queued) + "}";
+  return out;
+}
+
+}  // namespace
+
+struct FakeZulipServer::Impl {
+  FakeZulipServer* owner = nullptr;
+  event_base* base = nullptr;
+  evhttp* http = nullptr;
+  event* task_event = nullptr;
+  event* timer_event = nullptr;
+  std::thread thread;
+  std::thread::id loop_thread;
+  std::unique_ptr<ZulipCore> core;
+
+  std::mutex tasks_mu;
+  std::deque<std::function<void()>> tasks;  // guarded by tasks_mu
+
+  // Loop thread only.
+  bool stopping = false;
+  uint64_t next_handler = 1;
+  std::unordered_map<uint64_t, evhttp_request*> parked;
+  std::unordered_map<evhttp_connection*, uint64_t> parked_by_connection;
+  // evhttp stops reading a connection once it has a request, so it would not notice a client
+  // that gives up on a long-poll until it writes the answer. Tornado notices at once
+  // (on_connection_close), which matters: a parked GET keeps its queue from being collected.
+  // So each parked GET's socket is watched for EOF here.
+  struct CloseWatch {
+    Impl* impl;
+    uint64_t handler_id;
+    event* ev;
+  };
+  std::unordered_map<uint64_t, std::unique_ptr<CloseWatch>> close_watches;
+
+  ~Impl() {
+    for (auto& [id, watch] : close_watches) event_free(watch->ev);
+    close_watches.clear();
+    if (http) evhttp_free(http);
+    if (task_event) event_free(task_event);
+    if (timer_event) event_free(timer_event);
+    if (base) event_base_free(base);
+  }
+
+  static void OnTasks(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    std::deque<std::function<void()>> batch;
+    {
+      std::lock_guard lock(self->tasks_mu);
+      batch.swap(self->tasks);
+    }
+    for (auto& task : batch) task();
+  }
+
+  static void OnTimer(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    self->core->RunDueTimers();
+    self->Reschedule();
+  }
+
+  static void OnRequest(evhttp_request* req, void* arg) { static_cast<Impl*>(arg)->Handle(req); }
+
+  static void OnConnectionClose(evhttp_connection* connection, void* arg) {
+    static_cast<Impl*>(arg)->ConnectionClosed(connection);
+  }
+
+  void WatchForClose(uint64_t handler_id, evhttp_connection* connection) {
+    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(connection));
+    if (fd < 0) return;
+    auto watch = std::make_unique<CloseWatch>(CloseWatch{this, handler_id, nullptr});
+    watch->ev = event_new(base, fd, EV_READ, &Impl::OnParkedReadable, watch.get());
+    event_add(watch->ev, nullptr);
+    close_watches[handler_id] = std::move(watch);
+  }
+
+  void StopWatching(uint64_t handler_id) {
+    auto it = close_watches.find(handler_id);
+    if (it == close_watches.end()) return;
+    event_free(it->second->ev);
+    close_watches.erase(it);
+  }
+
+  static void OnParkedReadable(evutil_socket_t fd, short, void* arg) {
+    auto* watch = static_cast<CloseWatch*>(arg);
+    Impl* self = watch->impl;
+    uint64_t handler_id = watch->handler_id;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    self->StopWatching(handler_id);  // frees `watch`
+    if (!gone) return;               // a client that pipelines; evhttp will deal with it
+    auto it = self->parked.find(handler_id);
+    if (it == self->parked.end()) return;
+    evhttp_request* req = it->second;
+    self->parked.erase(it);
+    evhttp_connection* connection = evhttp_request_get_connection(req);
+    if (connection) self->parked_by_connection.erase(connection);
+    self->core->HandlerClosed(handler_id);
+    self->Reschedule();
+    // Frees the parked request with it.
+    if (connection) evhttp_connection_free(connection);
+  }
+
+  void Reschedule() {
+    std::optional<double> deadline = core->NextDeadline();
+    double real = deadline ? owner->clock_.RealSecondsUntil(*deadline) : -1;
+    if (real < 0) {
+      evtimer_del(timer_event);
+      return;
+    }
+    // A little late rather than early, so that the timer is due when it runs.
+    real += 0.0005;
+    timeval tv;
+    tv.tv_sec = static_cast<time_t>(real);
+    tv.tv_usec = static_cast<suseconds_t>((real - std::floor(real)) * 1e6);
+    evtimer_add(timer_event, &tv);
+  }
+
+  void Send(evhttp_request* req, const HttpResponse& response,
+            const char* content_type = "application/json") {
+    evkeyvalq* headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type", content_type);
+    for (const auto& [name, value] : response.headers) {
+      evhttp_add_header(headers, name.c_str(), value.c_str());
+    }
+    evbuffer* body = evbuffer_new();
+    evbuffer_add(body, response.body.data(), response.body.size());
+    const char* reason = response.status == 200   ? "OK"
+                         : response.status == 400 ? "Bad Request"
+                         : response.status == 401 ? "Unauthorized"
+                         : response.status == 404 ? "Not Found"
+                         : response.status == 429 ? "Too Many Requests"
+                                                  : "Error";
+    evhttp_send_reply(req, response.status, reason, body);
+    evbuffer_free(body);
+  }
+
+  // ZulipCore::FinishFn.
+  void Finish(uint64_t handler_id, HttpResponse response) {
+    auto it = parked.find(handler_id);
+    if (it == parked.end()) return;
+    evhttp_request* req = it->second;
+    parked.erase(it);
+    StopWatching(handler_id);
+    if (evhttp_connection* connection = evhttp_request_get_connection(req)) {
+      parked_by_connection.erase(connection);
+    }
+    Send(req, response);
+  }
+
+  void ConnectionClosed(evhttp_connection* connection) {
+    auto it = parked_by_connection.find(connection);
+    if (it == parked_by_connection.end()) return;
+    uint64_t handler_id = it->second;
+    parked_by_connection.erase(it);
+    auto req = parked.find(handler_id);
+    if (req == parked.end()) return;
+    evhttp_request* request = req->second;
+    parked.erase(req);
+    StopWatching(handler_id);
+    if (!stopping) core->HandlerClosed(handler_id);
+    // libevent detaches a request whose client went away and leaves it to us; answering a
+    // detached request frees it. An attached one is freed with its connection.
+    if (!stopping && evhttp_request_get_connection(request) == nullptr) {
+      evhttp_send_reply(request, 200, "OK", nullptr);
+    }
+  }
+
+  void Handle(evhttp_request* req) {
+    const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+    const char* path = uri ? evhttp_uri_get_path(uri) : nullptr;
+    ApiRequest request;
+    request.method = MethodName(evhttp_request_get_command(req));
+    request.path = path ? path : "/";
+    ParseQueryInto(uri ? evhttp_uri_get_query(uri) : nullptr, &request.params);
+    evbuffer* input = evhttp_request_get_input_buffer(req);
+    size_t length = evbuffer_get_length(input);
+    std::string body(length, '\0');
+    if (length) evbuffer_copyout(input, body.data(), length);
+    evkeyvalq* in_headers = evhttp_request_get_input_headers(req);
+
+    if (request.path.starts_with("/_fake/")) {
+      if (!owner->options_.control_interface) {
+        Send(req, {404, R"({"result":"error","msg":"Not Found","code":"BAD_REQUEST"})", {}});
+        return;
+      }
+      HttpResponse response;
+      const char* type = "application/json";
+      Control(request, body, &response, &type);
+      Send(req, response, type);
+      Reschedule();
+      return;
+    }
+
+    const char* content_type = evhttp_find_header(in_headers, "Content-Type");
+    if (!body.empty() &&
+        (content_type == nullptr ||
+         std::string_view(content_type).starts_with("application/x-www-form-urlencoded"))) {
+      ParseQueryInto(body.c_str(), &request.params);
+    }
+    if (const char* auth = evhttp_find_header(in_headers, "Authorization")) {
+      request.authorization = auth;
+    }
+    uint64_t handler_id = next_handler++;
+    ApiOutcome outcome = core->Handle(request, handler_id);
+    if (outcome.parked) {
+      parked[handler_id] = req;
+      evhttp_connection* connection = evhttp_request_get_connection(req);
+      parked_by_connection[connection] = handler_id;
+      evhttp_connection_set_closecb(connection, &Impl::OnConnectionClose, this);
+      WatchForClose(handler_id, connection);
+    } else {
+      Send(req, outcome.response);
+    }
+    Reschedule();
+  }
+
+  void AdvanceTime(double seconds) {
+    FakeClock& clock = owner->clock_;
+    double target = clock.Now() + (seconds > 0 ? seconds : 0);
+    // Step from timer to timer so that each one sees its own fake time.
+    for (std::optional<double> next = core->NextDeadline(); next && *next <= target;
+         next = core->NextDeadline()) {
+      clock.AdvanceTo(*next);
+      core->RunDueTimers();
+    }
+    clock.AdvanceTo(target);
+    core->RunDueTimers();
+    Reschedule();
+  }
+
+  void Control(const ApiRequest& request, const std::string& body, HttpResponse* response,
+               const char** content_type);
+};
+
+void FakeZulipServer::Impl::Control(const ApiRequest& request, const std::string& body,
+                                    HttpResponse* response, const char** content_type) {
+  auto error = [&](int status, std::string_view msg) {
+    response->status = status;
+    response->body = R"({"result":"error","msg":)" + Quote(msg) + "}";
+  };
+  auto ok = [&](std::string extra = "") {
+    response->status = 200;
+    response->body = R"({"result":"success")" + (extra.empty() ? "" : "," + extra) + "}";
+  };
+  auto from_status = [&](const Status& status, std::string extra = "") {
+    if (status.ok()) return ok(std::move(extra));
+    error(status.IsNotFound() ? 404 : 400, status.message());
+  };
+  rapidjson::Document doc;
+  if (request.method == "POST") {
+    doc.Parse(body.empty() ? "{}" : body.c_str());
+    if (doc.HasParseError() || !doc.IsObject()) return error(400, "body is not a JSON object");
+  } else {
+    doc.SetObject();
+  }
+  auto str = [&](const char* name) -> std::string {
+    auto it = doc.FindMember(name);
+    if (it != doc.MemberEnd() && it->value.IsString()) return it->value.GetString();
+    auto p = request.params.find(name);
+    return p == request.params.end() ? "" : p->second;
+  };
+  auto boolean = [&](const char* name, bool fallback) {
+    auto it = doc.FindMember(name);
+    return it != doc.MemberEnd() && it->value.IsBool() ? it->value.GetBool() : fallback;
+  };
+  auto number = [&](const char* name) -> std::optional<double> {
+    auto it = doc.FindMember(name);
+    if (it == doc.MemberEnd() || !it->value.IsNumber()) return std::nullopt;
+    return it->value.GetDouble();
+  };
+  const std::string& path = request.path;
+  const std::string& method = request.method;
+
+  if (path == "/_fake/users" && method == "POST") {
+    FakeUser user;
+    user.email = str("email");
+    user.api_key = str("api_key");
+    user.full_name = str("full_name");
+    user.id = static_cast<int64_t>(number("id").value_or(0));
+    user.is_bot = boolean("is_bot", true);
+    user.is_guest = boolean("is_guest", false);
+    user.default_all_public_streams = boolean("default_all_public_streams", false);
+    user.default_events_register_stream = str("default_events_register_stream");
+    StatusOr<int64_t> id = core->AddUser(std::move(user));
+    if (!id.ok()) return from_status(id.status());
+    return ok(R"("user_id":)" + std::to_string(*id));
+  }
+  if ((path == "/_fake/users/deactivate" || path == "/_fake/users/reactivate") &&
+      method == "POST") {
+    return from_status(core->SetUserActive(str("email"), path.ends_with("/reactivate")));
+  }
+  if ((path == "/_fake/realm/deactivate" || path == "/_fake/realm/reactivate") &&
+      method == "POST") {
+    core->SetRealmActive(path.ends_with("/reactivate"));
+    return ok();
+  }
+  if (path == "/_fake/rate_limit" && method == "POST") {
+    std::string rules_text = str("rules");
+    std::vector<RateRule> rules;
+    if (!rules_text.empty()) {
+      StatusOr<std::vector<RateRule>> parsed = ParseRateRules(rules_text);
+      if (!parsed.ok()) return from_status(parsed.status());
+      rules = std::move(*parsed);
+    }
+    if (str("email").empty()) {
+      core->SetDefaultRateLimit(std::move(rules));
+      return ok();
+    }
+    return from_status(core->SetRateLimit(str("email"), std::move(rules)));
+  }
+  if (path == "/_fake/max_message_id" && method == "POST") {
+    return from_status(core->SetMaxMessageId(
+        str("email"), static_cast<int64_t>(number("max_message_id").value_or(-1))));
+  }
+  if (path == "/_fake/events" && method == "POST") {
+    auto event = doc.FindMember("event");
+    if (event == doc.MemberEnd()) return error(400, "body needs \"event\"");
+    std::string json = Serialize(event->value);
+    std::vector<std::pair<std::string, int64_t>> ids;
+    if (!str("queue_id").empty()) {
+      StatusOr<int64_t> id = core->PushEventToQueue(str("queue_id"), json);
+      if (!id.ok()) return from_status(id.status());
+      ids.emplace_back(str("queue_id"), *id);
+    } else {
+      auto pushed = core->PushEvent(str("email"), json);
+      if (!pushed.ok()) return from_status(pushed.status());
+      ids = std::move(*pushed);
+    }
+    std::string list = R"("queues":[)";
+    for (size_t i = 0; i < ids.size(); ++i) {
+      list += std::string(i ? "," : "") + R"({"queue_id":)" + Quote(ids[i].first) + R"(,"id":)" +
+              std::to_string(ids[i].second) + "}";
+    }
+    return ok(list + "]");
+  }
+  if (path == "/_fake/register_window" && method == "POST") {
+    std::vector<std::string> events;
+    auto list = doc.FindMember("events");
+    if (list != doc.MemberEnd() && list->value.IsArray()) {
+      for (const auto& e : list->value.GetArray()) events.push_back(Serialize(e));
+    }
+    return from_status(core->SetRegisterWindowEvents(str("email"), std::move(events)));
+  }
+  if (path == "/_fake/unsupported_register_params" && method == "POST") {
+    std::set<std::string> names;
+    auto list = doc.FindMember("names");
+    if (list != doc.MemberEnd() && list->value.IsArray()) {
+      for (const auto& n : list->value.GetArray()) {
+        if (n.IsString()) names.insert(n.GetString());
+      }
+    }
+    core->SetUnsupportedRegisterParameters(std::move(names));
+    return ok();
+  }
+  if (path == "/_fake/queues" && method == "GET") {
+    std::string list = R"("queues":[)";
+    bool first = true;
+    for (const auto& q : core->Queues()) {
+      list += (first ? "" : ",") + QueueInfoJson(q);
+      first = false;
+    }
+    return ok(list + "]");
+  }
+  if (path == "/_fake/queues/drop" && method == "POST") {
+    return from_status(core->DropQueue(str("queue_id")));
+  }
+  if (path == "/_fake/queues/drop_all" && method == "POST") {
+    return ok(R"("dropped":)" + std::to_string(core->DropAllQueues()));
+  }
+  if (path == "/_fake/queues/drop_idle" && method == "POST") {
+    return ok(R"("dropped":)" +
+              std::to_string(core->DropQueuesIdleFor(number("seconds").value_or(0))));
+  }
+  if (path == "/_fake/time/advance" && method == "POST") {
+    AdvanceTime(number("seconds").value_or(0));
+    return ok();
+  }
+  if (path == "/_fake/time/scale" && method == "POST") {
+    owner->clock_.SetScale(number("scale").value_or(1));
+    return ok();
+  }
+  if (path == "/_fake/time" && method == "GET") {
+    char text[128];
+    std::snprintf(text, sizeof text, R"("now":%.17g,"scale":%.17g)", owner->clock_.Now(),
+                  owner->clock_.scale());
+    return ok(text);
+  }
+  if (path == "/_fake/ground_truth" && method == "GET") {
+    std::string queue_id = str("queue_id");
+    if (queue_id.empty()) {
+      response->body = core->GroundTruthAll();
+    } else {
+      StatusOr<std::string> lines = core->GroundTruth(queue_id);
+      if (!lines.ok()) return from_status(lines.status());
+      response->body = std::move(*lines);
+    }
+    response->status = 200;
+    *content_type = "application/x-ndjson";
+    return;
+  }
+  if (path == "/_fake/stats" && method == "GET") {
+    std::string counts = R"("register_count":{)";
+    bool first = true;
+    std::set<std::string> emails;
+    for (const auto& q : core->Queues()) emails.insert(q.email);
+    std::string email = str("email");
+    if (!email.empty()) emails.insert(email);
+    for (const auto& e : emails) {
+      counts += (first ? "" : ",") + Quote(e) + ":" + std::to_string(core->RegisterCount(e));
+      first = false;
+    }
+    return ok(counts + R"(},"parked_polls":)" + std::to_string(core->parked_polls()) +
+              R"(,"queues":)" + std::to_string(core->Queues().size()));
+  }
+  error(404, "no control endpoint " + method + " " + path);
+}
+
+FakeZulipServer::FakeZulipServer(FakeZulipOptions options)
+    : options_(std::move(options)),
+      clock_(options_.start_time > 0 ? options_.start_time
+                                     : std::chrono::duration<double>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count(),
+             options_.time_scale) {}
+
+StatusOr<std::unique_ptr<FakeZulipServer>> FakeZulipServer::Start(FakeZulipOptions options) {
+  static std::once_flag threads_once;
+  std::call_once(threads_once, [] { evthread_use_pthreads(); });
+
+  std::unique_ptr<FakeZulipServer> server(new FakeZulipServer(std::move(options)));
+  auto impl = std::make_unique<Impl>();
+  Impl* raw = impl.get();
+  raw->owner = server.get();
+  raw->base = event_base_new();
+  if (!raw->base) return Status::IOError("event_base_new failed");
+  raw->http = evhttp_new(raw->base);
+  evhttp_set_allowed_methods(raw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
+  // Parked long-polls last up to 55 fake seconds, much longer when time runs slow; libevent's
+  // default 50 s timeout would cut them.
+  evhttp_set_timeout(raw->http, 24 * 3600);
+  evhttp_set_gencb(raw->http, &Impl::OnRequest, raw);
+  evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(
+      raw->http, server->options_.host.c_str(), static_cast<uint16_t>(server->options_.port));
+  if (!bound) {
+    return Status::IOError("cannot listen on " + server->options_.host + ":" +
+                           std::to_string(server->options_.port));
+  }
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  getsockname(evhttp_bound_socket_get_fd(bound), reinterpret_cast<sockaddr*>(&addr), &len);
+  server->port_ = addr.ss_family == AF_INET6
+                      ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                      : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  raw->task_event = event_new(raw->base, -1, EV_PERSIST, &Impl::OnTasks, raw);
+  event_add(raw->task_event, nullptr);
+  raw->timer_event = evtimer_new(raw->base, &Impl::OnTimer, raw);
+  raw->core = std::make_unique<ZulipCore>(server->clock_, server->options_.seed,
+                                          [raw](uint64_t handler, HttpResponse response) {
+                                            raw->Finish(handler, std::move(response));
+                                          });
+  raw->core->identity().realm_url = server->url();
+  raw->Reschedule();
+  server->impl_ = std::move(impl);
+  raw->thread = std::thread([raw] { event_base_loop(raw->base, EVLOOP_NO_EXIT_ON_EMPTY); });
+  // Read only by RunOnLoop, which the loop thread itself never calls before this is set.
+  raw->loop_thread = raw->thread.get_id();
+  return server;
+}
+
+FakeZulipServer::~FakeZulipServer() {
+  if (!impl_) return;
+  Impl* raw = impl_.get();
+  RunOnLoop([raw](ZulipCore&) {
+    raw->stopping = true;
+    event_base_loopbreak(raw->base);
+  });
+  raw->thread.join();
+  raw->parked.clear();
+  impl_.reset();  // evhttp_free closes every connection and frees parked requests
+}
+
+std::string FakeZulipServer::url() const {
+  return "http://" + options_.host + ":" + std::to_string(port_);
+}
+
+void FakeZulipServer::RunOnLoop(const std::function<void(ZulipCore&)>& fn) {
+  Impl* raw = impl_.get();
+  if (std::this_thread::get_id() == raw->loop_thread) {
+    fn(*raw->core);
+    raw->Reschedule();
+    return;
+  }
+  std::promise<void> done;
+  {
+    std::lock_guard lock(raw->tasks_mu);
+    raw->tasks.push_back([&] {
+      fn(*raw->core);
+      if (!raw->stopping) raw->Reschedule();
+      done.set_value();
+    });
+  }
+  event_active(raw->task_event, EV_READ, 0);
+  done.get_future().wait();
+}
+
+StatusOr<int64_t> FakeZulipServer::AddUser(FakeUser user) {
+  return WithCore([&](ZulipCore& core) { return core.AddUser(std::move(user)); });
+}
+
+StatusOr<std::vector<std::pair<std::string, int64_t>>> FakeZulipServer::PushEvent(
+    std::string_view email, std::string_view json) {
+  return WithCore([&](ZulipCore& core) { return core.PushEvent(email, json); });
+}
+
+StatusOr<int64_t> FakeZulipServer::PushEventToQueue(std::string_view queue_id,
+                                                    std::string_view json) {
+  return WithCore([&](ZulipCore& core) { return core.PushEventToQueue(queue_id, json); });
+}
+
+Status FakeZulipServer::DropQueue(std::string_view queue_id) {
+  return WithCore([&](ZulipCore& core) { return core.DropQueue(queue_id); });
+}
+
+size_t FakeZulipServer::DropAllQueues() {
+  return WithCore([](ZulipCore& core) { return core.DropAllQueues(); });
+}
+
+Status FakeZulipServer::SetUserActive(std::string_view email, bool active) {
+  return WithCore([&](ZulipCore& core) { return core.SetUserActive(email, active); });
+}
+
+void FakeZulipServer::SetRealmActive(bool active) {
+  WithCore([&](ZulipCore& core) { core.SetRealmActive(active); });
+}
+
+Status FakeZulipServer::SetRateLimit(std::string_view email, std::string_view rules) {
+  std::vector<RateRule> parsed;
+  if (!rules.empty()) {
+    StatusOr<std::vector<RateRule>> r = ParseRateRules(rules);
+    if (!r.ok()) return r.status();
+    parsed = std::move(*r);
+  }
+  return WithCore([&](ZulipCore& core) { return core.SetRateLimit(email, std::move(parsed)); });
+}
+
+Status FakeZulipServer::SetRegisterWindowEvents(std::string_view email,
+                                                std::vector<std::string> events) {
+  return WithCore(
+      [&](ZulipCore& core) { return core.SetRegisterWindowEvents(email, std::move(events)); });
+}
+
+std::vector<QueueInfo> FakeZulipServer::Queues() {
+  return WithCore([](ZulipCore& core) { return core.Queues(); });
+}
+
+std::optional<QueueInfo> FakeZulipServer::Queue(std::string_view queue_id) {
+  return WithCore([&](ZulipCore& core) { return core.Queue(queue_id); });
+}
+
+StatusOr<std::string> FakeZulipServer::GroundTruth(std::string_view queue_id) {
+  return WithCore([&](ZulipCore& core) { return core.GroundTruth(queue_id); });
+}
+
+int FakeZulipServer::RegisterCount(std::string_view email) {
+  return WithCore([&](ZulipCore& core) { return core.RegisterCount(email); });
+}
+
+size_t FakeZulipServer::parked_polls() {
+  return WithCore([](ZulipCore& core) { return core.parked_polls(); });
+}
+
+void FakeZulipServer::AdvanceTime(double seconds) {
+  Impl* raw = impl_.get();
+  WithCore([&](ZulipCore&) { raw->AdvanceTime(seconds); });
+}
+
+void FakeZulipServer::SetTimeScale(double scale) {
+  clock_.SetScale(scale);
+  WithCore([](ZulipCore&) {});  // reschedules the timer at the new rate
+}
+
+}  // namespace zb::fake_zulip
