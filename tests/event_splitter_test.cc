@@ -14,7 +14,7 @@ using ::testing::HasSubstr;
 using ::zb::testing::IsOk;
 
 std::vector<std::string> LoadExamples() {
-  std::ifstream in("/work/shared/zulip-api/event-examples.jsonl");
+  std::ifstream in(std::string(ZB_SOURCE_DIR) + "/tests/testdata/zulip/event-examples.jsonl");
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) lines.push_back(line);
