@@ -705,6 +705,27 @@ TEST_F(FakeZulipTest, EventsUseTornadosDebtBucketApartFromRegister) {
   EXPECT_EQ(Get(queue_id, -1).status, 200);
 }
 
+TEST_F(FakeZulipTest, StoppingTheServerClosesParkedPolls) {
+  std::string queue_id = Register();
+  std::string url = server_->url() + "/api/v1/events?queue_id=" + queue_id + "&last_event_id=-1";
+  auto poll = std::async(std::launch::async, [url] {
+    CURL* curl = curl_easy_init();
+    std::string userpwd = std::string(kBot) + ":" + kBotKey;
+    std::string sink;
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_USERPWD, userpwd.c_str());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, CollectBody);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(curl);
+    curl_easy_cleanup(curl);
+    return rc;
+  });
+  WaitParked(1);
+  server_.reset();
+  EXPECT_EQ(poll.get(), CURLE_GOT_NOTHING);
+}
+
 // The control interface, for tests that run fake-zulip as a separate process.
 
 TEST_F(FakeZulipTest, ControlInterfacePushesEventsAndReportsQueues) {
