@@ -374,7 +374,8 @@ struct KafkaPublisher::Impl {
     if (report.outcome == DeliveryReport::Outcome::kDelivered) {
       held_records.erase(report.token);
     } else {
-      report.error = ErrorText(message.err, rd_kafka_message_errstr(&message));
+      // Not rd_kafka_message_errstr(): for a produced message it returns the payload.
+      report.error = ErrorText(message.err);
       held->failed = true;
       ++failed_count;
     }

@@ -145,7 +145,9 @@ class KafkaPublisher {
   // produces every record the publisher holds (in flight or failed) again, in the order they
   // were first produced. Reports from the old producer are dropped. OK when every record is
   // queued again; otherwise the error of the first that was not (the rest stay held as failed
-  // and a kRetryable report is made for each). Not from a callback.
+  // and a kRetryable report is made for each). Records that were held as failed are in flight
+  // again: a new report follows for each, and Reproduce/Release on them answer NotFound.
+  // Not from a callback.
   Status Rebuild();
 
   // Waits until no record is in librdkafka's hands (all reported) or `timeout` passes. OK, or
