@@ -175,6 +175,18 @@ TEST_F(FakeZulipTest, NonBasicAuthorizationIs400) {
   EXPECT_EQ(reply.Str("msg"), "This endpoint requires HTTP basic authentication.");
 }
 
+TEST_F(FakeZulipTest, MalformedBasicCredentialsAre401) {
+  Reply not_base64 = Call("POST", "/api/v1/register", {}, "", {"Authorization: Basic !!!!"});
+  EXPECT_EQ(not_base64.status, 401);
+  EXPECT_EQ(not_base64.Str("code"), "UNAUTHORIZED");
+  EXPECT_EQ(not_base64.Str("msg"), "Invalid authorization header for basic auth");
+  // "bot@example.com" with no colon and key.
+  Reply no_colon =
+      Call("POST", "/api/v1/register", {}, "", {"Authorization: Basic Ym90QGV4YW1wbGUuY29t"});
+  EXPECT_EQ(no_colon.status, 401);
+  EXPECT_EQ(no_colon.headers["www-authenticate"], "Basic realm=\"zulip\"");
+}
+
 TEST_F(FakeZulipTest, MalformedApiKeyIs401) {
   Reply reply = Call("POST", "/api/v1/register", {}, std::string(kBot) + ":short");
   EXPECT_EQ(reply.status, 401);
@@ -231,6 +243,18 @@ TEST_F(FakeZulipTest, RegisterReturnsAQueueAndLastEventIdMinusOne) {
   EXPECT_EQ(reply.Int("zulip_feature_level"), 372);
   EXPECT_TRUE(reply.Has("zulip_merge_base"));
   EXPECT_FALSE(reply.Has("ignored_parameters_unsupported"));
+}
+
+TEST_F(FakeZulipTest, ApplyMarkdownDefaultsToFalseAndClientGravatarToTrue) {
+  std::optional<QueueInfo> defaults = server_->Queue(Register());
+  EXPECT_FALSE(defaults->apply_markdown);
+  EXPECT_TRUE(defaults->client_gravatar);
+  std::optional<QueueInfo> set =
+      server_->Queue(Register({{"apply_markdown", "true"}, {"client_gravatar", "false"}}));
+  EXPECT_TRUE(set->apply_markdown);
+  EXPECT_FALSE(set->client_gravatar);
+  // Values are JSON: a Python-style "True" is not a boolean.
+  EXPECT_EQ(Call("POST", "/api/v1/register", {{"apply_markdown", "True"}}).status, 400);
 }
 
 TEST_F(FakeZulipTest, MaxMessageIdOnlyWhenMessagesAreFetched) {
@@ -494,6 +518,8 @@ TEST_F(FakeZulipTest, DontBlockAnswersAtOnceWithNoEvents) {
   Reply reply = Get(queue_id, -1, /*dont_block=*/true);
   EXPECT_EQ(reply.status, 200);
   EXPECT_TRUE(reply.EventIds().empty());
+  // queue_id comes only with a queue the GET itself created.
+  EXPECT_FALSE(reply.Has("queue_id"));
 }
 
 TEST_F(FakeZulipTest, HeartbeatComesAfter45To55SecondsWhateverTheEventTypes) {
