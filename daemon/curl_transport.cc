@@ -482,6 +482,24 @@ void CurlTransport::Impl::ProcessDone() {
     curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &status);
     if (result.head.status == 0) result.head.status = static_cast<int>(status);
     curl_easy_getinfo(t->easy.get(), CURLINFO_NUM_CONNECTS, &result.new_connections);
+    long version = 0;
+    curl_easy_getinfo(t->easy.get(), CURLINFO_HTTP_VERSION, &version);
+    switch (version) {
+      case CURL_HTTP_VERSION_1_0:
+        result.http_version = 10;
+        break;
+      case CURL_HTTP_VERSION_1_1:
+        result.http_version = 11;
+        break;
+      case CURL_HTTP_VERSION_2_0:
+        result.http_version = 20;
+        break;
+      case CURL_HTTP_VERSION_3:
+        result.http_version = 30;
+        break;
+      default:
+        result.http_version = 0;
+    }
     Finish(t->handle, std::move(result));
   }
 }

@@ -151,7 +151,7 @@ void EventLoop::RunDueTimers() {
 int EventLoop::NextTimeoutMs() const {
   {
     // Tasks posted by a callback of this turn: don't sleep.
-    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(posted_mu_));
+    std::lock_guard<std::mutex> lock(posted_mu_);
     if (!posted_.empty()) return 0;
   }
   if (timers_.empty()) return -1;

@@ -104,7 +104,7 @@ class EventLoop {
   std::atomic<bool> stop_{false};
   std::atomic<std::thread::id> loop_thread_{};
 
-  std::mutex posted_mu_;
+  mutable std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
 
   // Loop thread only.

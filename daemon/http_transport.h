@@ -94,6 +94,8 @@ struct HttpResult {
   std::string body;
   // Connections this transfer had to open (0 = it reused a kept-alive one), for metrics.
   long new_connections = 0;
+  // The HTTP version the response came in: 10, 11, 20 (h2); 0 when unknown.
+  int http_version = 0;
 };
 
 struct HttpCallbacks {

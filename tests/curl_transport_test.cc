@@ -9,10 +9,14 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -699,6 +703,143 @@ TEST_F(CurlTransportTest, FiveHundredLongPollsShareOneLoopThread) {
   // HTTP/1.1: one connection per pending poll, each reused afterwards.
   EXPECT_EQ(server.connections(), kPolls);
   OnLoop([&] { EXPECT_EQ(transport_->ActiveTransfers(), 0u); });
+}
+
+}  // namespace
+}  // namespace zb
+
+namespace zb {
+namespace {
+
+// Debian's nginx in front of a test CA: TLS verification and HTTP/2 multiplexing. Skipped
+// where nginx or openssl is not installed (scripts/install-deps installs both).
+class CurlTransportTlsTest : public LoopFixture {
+ protected:
+  void SetUp() override {
+    if (access("/usr/sbin/nginx", X_OK) != 0 || access("/usr/bin/openssl", X_OK) != 0) {
+      GTEST_SKIP() << "nginx or openssl not installed";
+    }
+    LoopFixture::SetUp();
+    const std::string d = dir_.path();
+    std::ofstream(d + "/san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    const std::string quiet = " >>" + d + "/openssl.log 2>&1";
+    const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    ASSERT_EQ(std::system(("openssl req -x509" + ec + " -keyout " + d + "/ca.key -out " + d +
+                           "/ca.pem -days 2 -subj /CN=zb-test-ca" + quiet)
+                              .c_str()),
+              0);
+    ASSERT_EQ(std::system(("openssl req" + ec + " -keyout " + d + "/server.key -out " + d +
+                           "/server.csr -subj /CN=localhost" + quiet)
+                              .c_str()),
+              0);
+    ASSERT_EQ(std::system(("openssl x509 -req -in " + d + "/server.csr -CA " + d +
+                           "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -out " + d +
+                           "/server.pem -days 2 -extfile " + d + "/san.ext" + quiet)
+                              .c_str()),
+              0);
+    port_ = FreePort();
+    std::ofstream(d + "/nginx.conf")
+        << "worker_processes 1;\npid " << d << "/nginx.pid;\nerror_log " << d
+        << "/error.log;\nevents { worker_connections 256; }\nhttp {\n  access_log off;\n"
+        << "  client_body_temp_path " << d << "/tmp;\n  proxy_temp_path " << d << "/tmp;\n"
+        << "  fastcgi_temp_path " << d << "/tmp;\n  uwsgi_temp_path " << d << "/tmp;\n"
+        << "  scgi_temp_path " << d << "/tmp;\n  server {\n    listen 127.0.0.1:" << port_
+        << " ssl http2;\n    ssl_certificate " << d << "/server.pem;\n    ssl_certificate_key " << d
+        << "/server.key;\n    location / { default_type application/json; "
+        << "return 200 '{\"ok\":true}'; }\n  }\n}\n";
+    const std::string conf = d + "/nginx.conf";  // built before fork: the child only execs
+    nginx_ = fork();
+    if (nginx_ == 0) {
+      execl("/usr/sbin/nginx", "nginx", "-p", d.c_str(), "-c", conf.c_str(), "-g", "daemon off;",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    ASSERT_GT(nginx_, 0);
+    ASSERT_TRUE(WaitFor([this] { return CanConnect(port_); }, seconds(20)))
+        << "nginx did not start; see " << d << "/error.log";
+  }
+  void TearDown() override {
+    if (IsSkipped()) return;
+    LoopFixture::TearDown();
+    if (nginx_ > 0) {
+      kill(nginx_, SIGTERM);
+      waitpid(nginx_, nullptr, 0);
+    }
+  }
+  static int FreePort() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+  }
+  static bool CanConnect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    return ok;
+  }
+  HttpRequest Tls(TlsOptions tls) const {
+    HttpRequest r;
+    r.url = "https://127.0.0.1:" + std::to_string(port_) + "/api/v1/events";
+    r.tls = std::move(tls);
+    return r;
+  }
+
+  testing::TempDir dir_;
+  int port_ = 0;
+  pid_t nginx_ = -1;
+};
+
+TEST_F(CurlTransportTlsTest, TrustedCaGivesHttp2AndMultiplexesConcurrentRequests) {
+  constexpr int kRequests = 5;
+  std::vector<std::unique_ptr<Outcome>> outs;
+  for (int i = 0; i < kRequests; ++i) outs.push_back(std::make_unique<Outcome>());
+  OnLoop([&] {
+    for (auto& out : outs) {
+      transport_->Start(Tls({.ca_bundle = dir_.path() + "/ca.pem"}), Collect(*out, false));
+    }
+  });
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (auto& o : outs) {
+          if (!o->done) return false;
+        }
+        return true;
+      },
+      seconds(30)));
+  long connections = 0;
+  for (auto& o : outs) {
+    EXPECT_EQ(o->result.error, TransportError::kNone) << o->result.error_text;
+    EXPECT_EQ(o->result.head.status, 200);
+    EXPECT_EQ(o->result.http_version, 20);
+    EXPECT_EQ(o->result.body, "{\"ok\":true}");
+    connections += o->result.new_connections;
+  }
+  EXPECT_EQ(connections, 1) << "concurrent requests were not multiplexed on one connection";
+}
+
+TEST_F(CurlTransportTlsTest, UntrustedCertificateIsATlsError) {
+  Outcome out;
+  StartOnLoop(Tls({}), Collect(out, false));  // the system CAs don't know the test CA
+  ASSERT_TRUE(WaitFor([&] { return out.done.load(); }, seconds(30)));
+  EXPECT_EQ(out.result.error, TransportError::kTls) << out.result.error_text;
+}
+
+TEST_F(CurlTransportTlsTest, VerificationOffOnlyWhenAskedFor) {
+  Outcome out;
+  StartOnLoop(Tls({.verify = false}), Collect(out, false));
+  ASSERT_TRUE(WaitFor([&] { return out.done.load(); }, seconds(30)));
+  EXPECT_EQ(out.result.error, TransportError::kNone) << out.result.error_text;
+  EXPECT_EQ(out.result.head.status, 200);
 }
 
 }  // namespace
