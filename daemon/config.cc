@@ -765,7 +765,6 @@ class Loader {
     if (const Entry* e = Find(f, "topics")) {
       std::vector<std::string> order;
       Fields topics = ReadMap(diag_, *e, {}, &order);
-      Keys types = EventTypeKeys();
       for (const std::string& type : order) {
         const Entry& t = topics.at(type);
         if (!CheckEventType(t, type, /*published_only=*/true)) continue;
