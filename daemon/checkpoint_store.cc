@@ -170,10 +170,11 @@ StatusOr<Checkpoint> CheckpointStore::Parse(std::string_view json, std::string_v
   return c;
 }
 
-StatusOr<std::unique_ptr<CheckpointStore>> CheckpointStore::Open(std::string dir, Fs& fs) {
+StatusOr<std::unique_ptr<CheckpointStore>> CheckpointStore::Open(std::string dir, Fs& fs,
+                                                                 Options options) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   ZB_RETURN_IF_ERROR(fs.CreateDir(dir, kDirMode));
-  std::unique_ptr<CheckpointStore> store(new CheckpointStore(std::move(dir), fs));
+  std::unique_ptr<CheckpointStore> store(new CheckpointStore(std::move(dir), fs, options));
   ZB_RETURN_IF_ERROR(store->ReadAll());
   return store;
 }
@@ -236,6 +237,14 @@ std::vector<std::string> CheckpointStore::StagedAccounts() const {
   return accounts;
 }
 
+Status CheckpointStore::SyncTemps(const std::vector<std::string>& accounts) {
+  if (accounts.size() >= options_.syncfs_min_accounts) return fs_.SyncFs(dir_);
+  for (const std::string& account : accounts) {
+    ZB_RETURN_IF_ERROR(fs_.SyncFile(PathFor(account) + std::string(kTempSuffix)));
+  }
+  return Status::Ok();
+}
+
 void CheckpointStore::RemoveTemps(const std::vector<std::string>& accounts) {
   for (const std::string& account : accounts) {
     (void)fs_.RemoveFile(PathFor(account) + std::string(kTempSuffix));
@@ -263,7 +272,7 @@ Status CheckpointStore::Restore(const std::vector<std::string>& accounts) {
     if (written.ok()) rewrite.push_back(account);
   }
   if (!rewrite.empty()) {
-    Status synced = fs_.SyncFs(dir_);
+    Status synced = SyncTemps(rewrite);
     note(synced);
     if (synced.ok()) {
       for (const std::string& account : rewrite) {
@@ -296,7 +305,7 @@ Status CheckpointStore::Commit() {
   }
   // 2. One sync makes all the temp files durable before any of them replaces a checkpoint, so
   // a crash after a rename can never expose an unwritten file.
-  Status synced = fs_.SyncFs(dir_);
+  Status synced = SyncTemps(accounts);
   if (!synced.ok()) {
     RemoveTemps(accounts);
     return fail(synced, "sync");

@@ -10,7 +10,9 @@
 // Group commit: Stage() records checkpoints in memory; Commit() makes every staged one durable
 // at once with a fixed number of syncs whatever the number of accounts: write each to
 // `<file>.tmp`, one syncfs(2) for all of them, rename each over its file, one fsync of the
-// directory. A commit covering 1000 accounts costs two syncs, not 2000.
+// directory. A commit covering 1000 accounts costs two syncs, not 2000. syncfs flushes the whole
+// file system (other programs' dirty data too), so a commit of only a few accounts fsyncs their
+// temp files one by one instead (Options::syncfs_min_accounts).
 //
 // Failure: a failed Commit reports the error (path and strerror) and leaves the staged
 // checkpoints pending for the next Commit. Before any rename, nothing on disk changed. If a
@@ -61,11 +63,19 @@ struct Checkpoint {
 
 class CheckpointStore {
  public:
+  struct Options {
+    // Commits of at least this many accounts use one syncfs(2); smaller ones fsync each file.
+    size_t syncfs_min_accounts = 4;
+  };
+
   // Creates `dir` (mode 0700) if missing, removes `.tmp` files a crash left, and reads every
   // checkpoint. IOError (path and errno text) if the directory cannot be created or read;
   // Corruption naming the file if a checkpoint does not parse, has a newer version, or names
   // another account than its file name.
-  static StatusOr<std::unique_ptr<CheckpointStore>> Open(std::string dir, Fs& fs);
+  static StatusOr<std::unique_ptr<CheckpointStore>> Open(std::string dir, Fs& fs, Options options);
+  static StatusOr<std::unique_ptr<CheckpointStore>> Open(std::string dir, Fs& fs) {
+    return Open(std::move(dir), fs, Options());
+  }
   CheckpointStore(const CheckpointStore&) = delete;
   CheckpointStore& operator=(const CheckpointStore&) = delete;
 
@@ -101,7 +111,10 @@ class CheckpointStore {
   static StatusOr<Checkpoint> Parse(std::string_view json, std::string_view origin);
 
  private:
-  CheckpointStore(std::string dir, Fs& fs) : dir_(std::move(dir)), fs_(fs) {}
+  CheckpointStore(std::string dir, Fs& fs, Options options)
+      : dir_(std::move(dir)), fs_(fs), options_(options) {}
+  // Makes the temp files of `accounts` durable: one syncfs, or an fsync each for a few.
+  Status SyncTemps(const std::vector<std::string>& accounts);
   Status ReadAll();
   // Puts the files of `accounts` back to their committed checkpoint (or removes them if they had
   // none). Returns the first error.
@@ -111,6 +124,7 @@ class CheckpointStore {
 
   const std::string dir_;
   Fs& fs_;
+  const Options options_;
   std::map<std::string, Checkpoint, std::less<>> committed_;
   std::map<std::string, Checkpoint, std::less<>> staged_;
 };

@@ -133,6 +133,19 @@ TEST(CheckpointStoreTest, CommitOfAThousandAccountsSyncsTwice) {
   EXPECT_EQ(OnDisk(tmp.path()).size(), 1000u);
 }
 
+TEST(CheckpointStoreTest, SmallCommitSyncsItsOwnFilesNotTheWholeFileSystem) {
+  TempDir tmp;
+  PosixFs posix;
+  FaultyFs fs(posix);
+  auto store = OpenOrDie(tmp.path(), fs);
+  store->Stage("alpha", Make(1));
+  store->Stage("beta", Make(1));
+  ASSERT_THAT(store->Commit(), IsOk());
+  EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncFile), 2);
+  EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncFs), 0);
+  EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncDir), 1);
+}
+
 TEST(CheckpointStoreTest, NothingToCommitTouchesNothing) {
   TempDir tmp;
   PosixFs posix;
@@ -149,7 +162,13 @@ void ExpectFailedCommitLeavesOldCheckpoints(FaultyFs::Op op, int nth) {
   PosixFs posix;
   FaultyFs fs(posix);
   fs.set_tear_failed_writes(true);
-  auto store = OpenOrDie(tmp.path(), fs);
+  CheckpointStore::Options options;
+  // Three accounts: syncfs for the syncfs case, one fsync per file otherwise.
+  options.syncfs_min_accounts = op == FaultyFs::Op::kSyncFs ? 1 : 100;
+  StatusOr<std::unique_ptr<CheckpointStore>> opened =
+      CheckpointStore::Open(tmp.path(), fs, options);
+  ASSERT_THAT(opened, IsOk());
+  std::unique_ptr<CheckpointStore> store = std::move(*opened);
   ASSERT_NE(store, nullptr);
   const std::vector<std::string> accounts = {"alpha", "beta", "gamma"};
   for (const auto& a : accounts) store->Stage(a, Make(1));
@@ -182,8 +201,12 @@ TEST(CheckpointStoreTest, CommitLeavesOldStateWhenAWriteFails) {
   ExpectFailedCommitLeavesOldCheckpoints(FaultyFs::Op::kWrite, 2);
 }
 
-TEST(CheckpointStoreTest, CommitLeavesOldStateWhenSyncFails) {
+TEST(CheckpointStoreTest, CommitLeavesOldStateWhenSyncfsFails) {
   ExpectFailedCommitLeavesOldCheckpoints(FaultyFs::Op::kSyncFs, 1);
+}
+
+TEST(CheckpointStoreTest, CommitLeavesOldStateWhenAFileSyncFails) {
+  ExpectFailedCommitLeavesOldCheckpoints(FaultyFs::Op::kSyncFile, 2);
 }
 
 TEST(CheckpointStoreTest, CommitLeavesOldStateWhenARenameFails) {
