@@ -303,7 +303,10 @@ bool SubstituteEnv(std::string_view in, const EnvLookup& env, std::string* out,
     std::string name(in.substr(i + 2, close - i - 2));
     static const std::regex kName("[A-Za-z_][A-Za-z0-9_]*");
     if (!std::regex_match(name, kName)) {
-      *error = "${" + name + "} is not a valid environment variable name";
+      // Not quoted: the text may be part of a secret.
+      *error =
+          "a ${...} with an invalid variable name; expected ${NAME} with NAME made of letters, "
+          "digits and _ (write $${ for a literal ${)";
       return false;
     }
     std::optional<std::string> value = env(name);

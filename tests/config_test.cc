@@ -217,6 +217,18 @@ accounts:
     api_key: ${ZB_NOT_SET}
 )",
      "8:14: accounts[0].api_key: environment variable ZB_NOT_SET is not set"},
+    {"InvalidVariableNameWithoutEchoingTheValue",
+     R"(kafka:
+  brokers: [localhost:9092]
+state_dir: state
+accounts:
+  - name: bot
+    site: chat.example.com
+    email: bot@example.com
+    api_key: "zbInlineKey0010${not-a-name}"
+)",
+     "8:14: accounts[0].api_key: a ${...} with an invalid variable name; expected ${NAME} with "
+     "NAME made of letters, digits and _ (write $${ for a literal ${)"},
     {"SystemdCredentialOutsideSystemd",
      R"(kafka:
   brokers: [localhost:9092]
