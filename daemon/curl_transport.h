@@ -6,7 +6,13 @@
 // transfer. This is the only translation unit that includes curl.h.
 //
 // Threads: create, use and destroy it on the loop thread (or while the loop is not running).
-// Destroying it aborts the transfers in flight without calling their callbacks.
+// Destroying it aborts the transfers in flight without calling their callbacks; never destroy
+// it from inside one of its own callbacks (post the destruction to the loop instead).
+//
+// Timeouts: a transfer fails with kTimeout when it receives nothing for
+// HttpRequest::idle_timeout while not paused. libcurl's own CURLOPT_TIMEOUT and low-speed
+// limits are not used: they would also count the time a transfer spends paused while Kafka is
+// full, and kill a long-poll whose events are merely waiting for room.
 #ifndef ZB_DAEMON_CURL_TRANSPORT_H_
 #define ZB_DAEMON_CURL_TRANSPORT_H_
 

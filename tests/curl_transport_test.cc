@@ -388,6 +388,29 @@ TEST_F(CurlTransportTest, CancelFromInsideTheChunkCallbackEndsTheTransfer) {
   EXPECT_FALSE(out.done);
 }
 
+TEST_F(CurlTransportTest, CancellingAPausedTransferFreesIt) {
+  TestServer& s = NewServer();
+  ServeChunks(s, "/stream", 100);
+  s.Start();
+  Outcome out;
+  HttpTransport::Handle handle = 0;
+  std::atomic<bool> refused{false};
+  HttpCallbacks cb = Collect(out, true);
+  cb.on_body_chunk = [&](std::string_view) {
+    refused = true;
+    return false;  // the consumer stays full
+  };
+  OnLoop([&] { handle = transport_->Start(Get(s.Url("/stream")), cb); });
+  ASSERT_TRUE(WaitFor([&] { return refused.load(); }, seconds(30)));
+  OnLoop([&] {
+    transport_->Cancel(handle);
+    transport_->Resume(handle);  // a stale handle is ignored
+    EXPECT_EQ(transport_->ActiveTransfers(), 0u);
+  });
+  OnLoop([] {});
+  EXPECT_FALSE(out.done);
+}
+
 TEST_F(CurlTransportTest, SilentServerTimesOut) {
   TestServer& s = NewServer();
   s.server().Get("/silent", [&](const httplib::Request&, httplib::Response& res) {
