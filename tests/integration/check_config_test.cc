@@ -177,6 +177,18 @@ TEST_F(CheckConfigTest, NeverPrintsTheKeyOfABrokenZuliprc) {
   ExpectNoSecret(run, "typo");
 }
 
+TEST_F(CheckConfigTest, DaemonRefusesToStartOnTheSameProblems) {
+  std::string path = dir_.Sub("broken.yaml");
+  std::ofstream(path) << "kafka: {brokers: [localhost:9092]}\nstate_dir: state\n"
+                         "accounts:\n  - {name: bot, site: example.com, email: b@example.com, "
+                         "api_key: \"${ZB_NOT_SET}\"}\n";
+  BridgeRun run = RunBridge({"--config", path});
+  EXPECT_EQ(run.exit_code, 78);
+  EXPECT_EQ(run.err,
+            "zulip-bridge: " + path +
+                ":4:67: accounts[0].api_key: environment variable ZB_NOT_SET is not set\n");
+}
+
 TEST_F(CheckConfigTest, ReportsAnUnreadableConfigurationFile) {
   std::string path = dir_.Sub("missing.yaml");
   BridgeRun run = RunBridge({"--check-config", "--config", path});
