@@ -34,20 +34,47 @@ struct Reply {
   std::map<std::string, std::string> headers;  // lower-case names
   rapidjson::Document json;
 
+  // Accessors that never assert: a missing field reads as a sentinel, so that a wrong answer
+  // fails the test's expectations instead of aborting the whole binary.
   std::string Str(const char* name) const {
+    if (!json.IsObject()) return "<not a JSON object>";
     auto it = json.FindMember(name);
     return it != json.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
   }
-  int64_t Int(const char* name) const { return json[name].GetInt64(); }
+  int64_t Int(const char* name) const {
+    if (!json.IsObject()) return -999;
+    auto it = json.FindMember(name);
+    return it != json.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : -999;
+  }
   bool Has(const char* name) const { return json.IsObject() && json.HasMember(name); }
+  const rapidjson::Value* Events() const {
+    if (!json.IsObject()) return nullptr;
+    auto it = json.FindMember("events");
+    return it != json.MemberEnd() && it->value.IsArray() ? &it->value : nullptr;
+  }
   std::vector<int64_t> EventIds() const {
     std::vector<int64_t> ids;
-    for (const auto& e : json["events"].GetArray()) ids.push_back(e["id"].GetInt64());
+    if (const rapidjson::Value* events = Events()) {
+      for (const auto& e : events->GetArray()) {
+        ids.push_back(e.IsObject() && e.HasMember("id") && e["id"].IsInt64() ? e["id"].GetInt64()
+                                                                             : -999);
+      }
+    } else {
+      ids.push_back(-1000);  // no events array at all
+    }
     return ids;
   }
   std::vector<std::string> EventTypes() const {
     std::vector<std::string> types;
-    for (const auto& e : json["events"].GetArray()) types.emplace_back(e["type"].GetString());
+    if (const rapidjson::Value* events = Events()) {
+      for (const auto& e : events->GetArray()) {
+        types.emplace_back(e.IsObject() && e.HasMember("type") && e["type"].IsString()
+                               ? e["type"].GetString()
+                               : "?");
+      }
+    } else {
+      types.emplace_back("<no events>");
+    }
     return types;
   }
 };
@@ -286,6 +313,7 @@ TEST_F(FakeZulipTest, UnknownRegisterParametersAreListedAsIgnored) {
   ASSERT_EQ(reply.status, 200) << reply.body;
   ASSERT_TRUE(reply.Has("ignored_parameters_unsupported"));
   const auto& ignored = reply.json["ignored_parameters_unsupported"];
+  ASSERT_TRUE(ignored.IsArray());
   ASSERT_EQ(ignored.Size(), 1u);
   EXPECT_STREQ(ignored[0].GetString(), "idle_queue_timeout");
 }
@@ -304,6 +332,7 @@ TEST_F(FakeZulipTest, OlderServerIgnoresQueueLifespanAndSaysSo) {
       [](ZulipCore& core) { core.SetUnsupportedRegisterParameters({"queue_lifespan_secs"}); });
   Reply reply = Call("POST", "/api/v1/register", {{"queue_lifespan_secs", "86400"}});
   ASSERT_EQ(reply.status, 200);
+  ASSERT_TRUE(reply.Has("ignored_parameters_unsupported")) << reply.body;
   EXPECT_STREQ(reply.json["ignored_parameters_unsupported"][0].GetString(), "queue_lifespan_secs");
   EXPECT_EQ(server_->Queue(reply.Str("queue_id"))->lifespan_secs, 600);
 }
@@ -479,6 +508,7 @@ TEST_F(FakeZulipTest, MergedFlagEventsSkipIdsAndAnIdThatWasMergedAwayBreaksTheQu
   Reply reply = Get(queue_id, -1);
   // The merged event takes the newest id; id 1 never appears.
   EXPECT_EQ(reply.EventIds(), std::vector<int64_t>({0, 2, 3}));
+  ASSERT_EQ(reply.EventIds().size(), 3u);
   EXPECT_EQ(reply.json["events"][2]["messages"].Size(), 2u);
   Reply bad = Get(queue_id, 1);
   EXPECT_EQ(bad.status, 400);
@@ -694,6 +724,7 @@ TEST_F(FakeZulipTest, The201stRequestInAMinuteIs429WithAFractionalRetryAfter) {
   EXPECT_EQ(limited.status, 429);
   EXPECT_EQ(limited.Str("code"), "RATE_LIMIT_HIT");
   EXPECT_EQ(limited.Str("msg"), "API usage exceeded rate limit");
+  ASSERT_TRUE(limited.Has("retry-after")) << limited.body;
   ASSERT_TRUE(limited.json["retry-after"].IsDouble());
   double retry_after = limited.json["retry-after"].GetDouble();
   // The first request, 20 s ago, frees a slot at 60 s (fake Unix time is a double: ~1e-5).
@@ -724,6 +755,8 @@ TEST_F(FakeZulipTest, EventsUseTornadosDebtBucketApartFromRegister) {
   for (int i = 0; i < 5; ++i) ASSERT_EQ(Get(queue_id, -1).status, 200) << i;
   Reply limited = Get(queue_id, -1);
   EXPECT_EQ(limited.status, 429);
+  ASSERT_TRUE(limited.Has("retry-after")) << limited.body;
+  ASSERT_TRUE(limited.json["retry-after"].IsNumber());
   EXPECT_NEAR(limited.json["retry-after"].GetDouble(), 2.0, 1e-3);
   // The register bucket is a different one: 1 of 5 used.
   EXPECT_EQ(Call("POST", "/api/v1/register").status, 200);
