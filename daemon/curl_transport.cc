@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -200,7 +201,7 @@ class CurlTransport::Impl {
   CurlMulti multi_;
   Handle next_handle_ = 1;
   std::unordered_map<Handle, std::unique_ptr<Transfer>> transfers_;
-  std::vector<int> watched_fds_;
+  std::unordered_set<int> watched_fds_;  // every socket curl asked us to watch
   EventLoop::TimerId curl_timer_ = 0;
   EventLoop::TimerId deferred_timer_ = 0;
   std::vector<std::pair<Deferred, Handle>> deferred_;
@@ -416,7 +417,7 @@ void CurlTransport::Impl::RunDeferred() {
 void CurlTransport::Impl::OnCurlSocket(curl_socket_t fd, int what) {
   if (what == CURL_POLL_REMOVE) {
     loop_.UnwatchFd(fd);
-    std::erase(watched_fds_, fd);
+    watched_fds_.erase(fd);
     return;
   }
   uint32_t events = 0;
@@ -435,9 +436,7 @@ void CurlTransport::Impl::OnCurlSocket(curl_socket_t fd, int what) {
     std::fprintf(stderr, "curl socket %d: %s\n", fd, status.ToString().c_str());
     std::abort();
   }
-  if (std::find(watched_fds_.begin(), watched_fds_.end(), fd) == watched_fds_.end()) {
-    watched_fds_.push_back(fd);
-  }
+  watched_fds_.insert(fd);
 }
 
 void CurlTransport::Impl::OnCurlTimerChange(long timeout_ms) {
