@@ -162,13 +162,9 @@ struct KafkaPublisher::Impl {
       }
       return Status::Ok();
     };
-    for (const auto& [key, value] : kDefaultProperties) {
-      if (!options.properties.contains(key)) ZB_RETURN_IF_ERROR(set(key, value));
+    for (const auto& [key, value] : KafkaPublisher::EffectiveProperties(options)) {
+      ZB_RETURN_IF_ERROR(set(key, value));
     }
-    for (const auto& [key, value] : options.properties) ZB_RETURN_IF_ERROR(set(key, value));
-    if (!options.brokers.empty()) ZB_RETURN_IF_ERROR(set("bootstrap.servers", options.brokers));
-    ZB_RETURN_IF_ERROR(set("enable.idempotence", "true"));
-    ZB_RETURN_IF_ERROR(set("acks", "all"));
     rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::OnDeliveryTrampoline);
     rd_kafka_conf_set_error_cb(conf.get(), &Impl::OnErrorTrampoline);
     if (options.on_statistics) {
@@ -432,23 +428,50 @@ struct KafkaPublisher::Impl {
   size_t failed_count = 0;  // held after a failed report
 };
 
-StatusOr<std::unique_ptr<KafkaPublisher>> KafkaPublisher::Create(KafkaPublisherOptions options) {
-  if (!options.on_delivery) return Status::InvalidArgument("kafka publisher: no on_delivery");
+Status KafkaPublisher::CheckProperties(const std::map<std::string, std::string>& properties) {
   // The guarantee rests on these two: refuse, don't override silently, so the operator learns
   // that the configuration says something the daemon will not do.
-  if (auto it = options.properties.find("enable.idempotence");
-      it != options.properties.end() && it->second != "true") {
+  if (auto it = properties.find("enable.idempotence");
+      it != properties.end() && it->second != "true") {
     return Status::InvalidArgument("kafka property enable.idempotence=" + it->second +
                                    ": must be true (records could be duplicated or reordered)");
   }
   for (const char* acks : {"acks", "request.required.acks"}) {
-    if (auto it = options.properties.find(acks);
-        it != options.properties.end() && it->second != "all" && it->second != "-1") {
+    if (auto it = properties.find(acks);
+        it != properties.end() && it->second != "all" && it->second != "-1") {
       return Status::InvalidArgument(std::string("kafka property ") + acks + "=" + it->second +
                                      ": must be all (a record acknowledged by one broker can "
                                      "be lost after Zulip was told it was received)");
     }
   }
+  KafkaConf conf(rd_kafka_conf_new());
+  for (const auto& [key, value] : properties) {
+    char errstr[512];
+    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK) {
+      // librdkafka's words may quote the value; the secret properties (sasl.password,
+      // ssl.key.password...) are free-form strings it never rejects, so no secret gets here.
+      return Status::InvalidArgument("kafka property " + key + ": " + errstr);
+    }
+  }
+  return Status::Ok();
+}
+
+std::map<std::string, std::string> KafkaPublisher::EffectiveProperties(
+    const KafkaPublisherOptions& options) {
+  std::map<std::string, std::string> effective;
+  for (const auto& [key, value] : kDefaultProperties) effective[key] = value;
+  for (const auto& [key, value] : options.properties) effective[key] = value;
+  if (!options.brokers.empty()) effective["bootstrap.servers"] = options.brokers;
+  effective["enable.idempotence"] = "true";
+  effective["acks"] = "all";
+  effective.erase("request.required.acks");  // an alias of acks
+  return effective;
+}
+
+StatusOr<std::unique_ptr<KafkaPublisher>> KafkaPublisher::Create(KafkaPublisherOptions options) {
+  if (!options.on_delivery) return Status::InvalidArgument("kafka publisher: no on_delivery");
+  ZB_RETURN_IF_ERROR(CheckProperties(options.properties));
   auto impl = std::make_unique<Impl>(std::move(options));
   impl->generation = std::make_unique<Impl::Generation>(Impl::Generation{impl.get(), 0});
   StatusOr<KafkaHandle> handle = impl->MakeHandle(impl->generation.get());

@@ -121,6 +121,15 @@ class KafkaPublisher {
   // missing on_delivery. Does not wait for brokers: they may be down at boot.
   static StatusOr<std::unique_ptr<KafkaPublisher>> Create(KafkaPublisherOptions options);
 
+  // For --check-config, without building a producer: the same InvalidArgument as Create for an
+  // unsafe override or a property librdkafka rejects (name or value); OK otherwise.
+  static Status CheckProperties(const std::map<std::string, std::string>& properties);
+  // The properties the producer is built with: the defaults, then `options.properties`, then
+  // bootstrap.servers and the forced enable.idempotence=true and acks=all. Values are as given
+  // (secrets included): redact before printing.
+  static std::map<std::string, std::string> EffectiveProperties(
+      const KafkaPublisherOptions& options);
+
   // Stops the poll thread and destroys the producer without waiting: records not yet delivered
   // are abandoned (no report). Call Flush() first for a clean shutdown.
   ~KafkaPublisher();
@@ -147,7 +156,7 @@ class KafkaPublisher {
   // queued again; otherwise the error of the first that was not (the rest stay held as failed
   // and a kRetryable report is made for each). Records that were held as failed are in flight
   // again: a new report follows for each, and Reproduce/Release on them answer NotFound.
-  // Not from a callback.
+  // Not from a callback, and by one thread at a time.
   Status Rebuild();
 
   // Waits until no record is in librdkafka's hands (all reported) or `timeout` passes. OK, or

@@ -335,6 +335,28 @@ TEST_F(KafkaPublisherTest, NamesAnUnknownProperty) {
   EXPECT_THAT(publisher.status().message(), HasSubstr("no.such.property"));
 }
 
+TEST(KafkaPublisherPropertiesTest, EffectivePropertiesFillDefaultsKeepOverridesAndForceSafety) {
+  KafkaPublisherOptions options;
+  options.brokers = "127.0.0.1:9092";
+  options.properties = {{"linger.ms", "50"}, {"request.required.acks", "all"}, {"x.y", "z"}};
+  auto effective = KafkaPublisher::EffectiveProperties(options);
+  EXPECT_EQ(effective["linger.ms"], "50");
+  EXPECT_EQ(effective["message.timeout.ms"], "300000");
+  EXPECT_EQ(effective["queue.buffering.max.kbytes"], "65536");
+  EXPECT_EQ(effective["bootstrap.servers"], "127.0.0.1:9092");
+  EXPECT_EQ(effective["enable.idempotence"], "true");
+  EXPECT_EQ(effective["acks"], "all");
+  EXPECT_FALSE(effective.contains("request.required.acks"));
+  EXPECT_EQ(effective["x.y"], "z");
+}
+
+TEST(KafkaPublisherPropertiesTest, CheckPropertiesAcceptsSafeAndRefusesUnsafeOrUnknown) {
+  EXPECT_THAT(KafkaPublisher::CheckProperties({{"acks", "all"}, {"linger.ms", "20"}}), IsOk());
+  EXPECT_TRUE(KafkaPublisher::CheckProperties({{"acks", "1"}}).IsInvalidArgument());
+  EXPECT_TRUE(KafkaPublisher::CheckProperties({{"linger.ms", "soon"}}).IsInvalidArgument());
+  EXPECT_TRUE(KafkaPublisher::CheckProperties({{"no.such.thing", "1"}}).IsInvalidArgument());
+}
+
 TEST_F(KafkaPublisherTest, RebuildAfterFatalErrorProducesEveryUnacknowledgedRecordAgain) {
   auto publisher = Make();
   ASSERT_TRUE(publisher);
