@@ -1,19 +1,27 @@
 // zulip-bridge: flags -> configuration -> objects -> run -> exit code.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <curl/curlver.h>
 #include <librdkafka/rdkafka.h>
 #include <CLI/CLI.hpp>
 
 #include "daemon/config.h"
+#include "daemon/log.h"
+#include "daemon/supervisor.h"
 #include "daemon/version.h"
 
 namespace {
 
 // Exit codes, documented in the README and docs/configuration.md.
 constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;  // the daemon could not start, or stopped on an error
 constexpr int kExitUsage = 64;   // EX_USAGE: bad flags
 constexpr int kExitConfig = 78;  // EX_CONFIG: the configuration is invalid or unreadable
 
@@ -34,6 +42,48 @@ void PrintError(const zb::Status& status) {
     if (end == std::string_view::npos) break;
     message.remove_prefix(end + 1);
   }
+}
+
+// Runs the daemon until SIGTERM or SIGINT. The signals are blocked in every thread and taken
+// by one sigwait thread, which asks the supervisor to stop: no work in a signal handler.
+int RunDaemon(zb::Config config) {
+  zb::LogOptions log;
+  log.level = config.log.level;
+  log.format = config.log.format;
+  zb::ConfigureLog(log);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  zb::Supervisor supervisor(std::move(config));
+  std::atomic<bool> done{false};
+  std::thread signal_thread([&] {
+    while (true) {
+      int signo = 0;
+      if (sigwait(&signals, &signo) != 0) continue;
+      if (done) return;
+      if (signo == SIGHUP) {
+        zb::LogWarn("SIGHUP: reload is not supported yet; restart to apply a new configuration");
+        continue;
+      }
+      zb::LogInfo("stop requested", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      supervisor.RequestStop();
+    }
+  });
+  zb::Status status = supervisor.Run();
+  done = true;
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  if (!status.ok()) {
+    zb::LogError("zulip-bridge stopped on an error", {{"error", status.message()}});
+    return kExitFailure;
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -71,7 +121,5 @@ int main(int argc, char** argv) {
                 config_path.c_str(), zb::RenderConfig(*config).c_str());
     return kExitOk;
   }
-  // TODO(lead): build the publisher, the accounts and the supervisor, then run.
-  std::fprintf(stderr, "zulip-bridge: configuration OK; the daemon itself is not built yet\n");
-  return kExitUsage;
+  return RunDaemon(std::move(*config));
 }

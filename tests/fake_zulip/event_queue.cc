@@ -37,11 +37,11 @@ StatusOr<EventInput> ParseEvent(std::string_view json) {
   if (type == doc.MemberEnd() || !type->value.IsString()) {
     return Status::InvalidArgument("event has no string \"type\"");
   }
-  // The queue assigns ids; whatever the caller wrote is dropped.
-  doc.RemoveMember("id");
-
   EventInput event;
   event.type = type->value.GetString();
+  // The queue assigns ids; whatever the caller wrote is dropped. (After reading "type":
+  // RemoveMember moves the last member into the hole, which invalidates `type`.)
+  doc.RemoveMember("id");
   event.full_type = event.type;
   if (event.type == "update_message_flags") {
     auto all = doc.FindMember("all");

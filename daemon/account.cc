@@ -1,0 +1,597 @@
+#include "daemon/account.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <utility>
+
+#include "daemon/log.h"
+
+namespace zb {
+namespace {
+
+constexpr uint64_t kSequenceMask = (uint64_t{1} << 48) - 1;
+// How long a record Kafka could not take waits before it is produced again.
+constexpr auto kReproduceDelay = std::chrono::seconds(1);
+
+std::string JsonString(std::string_view text) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+  return buffer.GetString();
+}
+
+std::string JsonStringArray(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += JsonString(items[i]);
+  }
+  return out + "]";
+}
+
+const char* JsonBool(bool b) { return b ? "true" : "false"; }
+
+// Every register argument, sent explicitly (FACTS §7 points 8-9: the server's defaults depend
+// on the bot's own settings).
+std::vector<std::pair<std::string, std::string>> RegisterFields(const AccountConfig& config) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  if (config.event_types) fields.emplace_back("event_types", JsonStringArray(*config.event_types));
+  fields.emplace_back("fetch_event_types", JsonStringArray(config.fetch_event_types));
+  std::string narrow = "[";
+  for (size_t i = 0; i < config.narrow.size(); ++i) {
+    if (i > 0) narrow += ',';
+    narrow +=
+        "[" + JsonString(config.narrow[i].first) + "," + JsonString(config.narrow[i].second) + "]";
+  }
+  fields.emplace_back("narrow", narrow + "]");
+  fields.emplace_back("all_public_streams", JsonBool(config.all_public_streams));
+  fields.emplace_back("apply_markdown", JsonBool(config.apply_markdown));
+  fields.emplace_back("client_gravatar", JsonBool(config.client_gravatar));
+  fields.emplace_back("slim_presence", JsonBool(config.slim_presence));
+  std::string capabilities = "{";
+  bool first = true;
+  for (const auto& [name, value] : config.client_capabilities) {
+    if (!first) capabilities += ',';
+    first = false;
+    capabilities += JsonString(name) + ":" + JsonBool(value);
+  }
+  fields.emplace_back("client_capabilities", capabilities + "}");
+  fields.emplace_back("queue_lifespan_secs", std::to_string(config.queue_lifespan_secs));
+  return fields;
+}
+
+ZulipClientOptions ClientOptions(const AccountConfig& config) {
+  ZulipClientOptions options;
+  options.site = config.site;
+  options.email = config.email;
+  options.api_key = config.api_key.Reveal();
+  options.tls.ca_bundle = config.tls.ca_bundle;
+  options.tls.client_cert = config.tls.client_cert;
+  options.tls.client_key = config.tls.client_cert_key;
+  options.tls.verify = !config.tls.insecure_skip_verify;
+  return options;
+}
+
+int64_t WallMillis(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string_view AccountStateName(AccountState state) {
+  switch (state) {
+    case AccountState::kIdle:
+      return "idle";
+    case AccountState::kRegistering:
+      return "registering";
+    case AccountState::kCommittingQueue:
+      return "committing_queue";
+    case AccountState::kPolling:
+      return "polling";
+    case AccountState::kDraining:
+      return "draining";
+    case AccountState::kCommitting:
+      return "committing";
+    case AccountState::kBackingOff:
+      return "backing_off";
+    case AccountState::kParked:
+      return "parked";
+    case AccountState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+struct Account::Metrics {
+  Metrics(MetricsRegistry& r, const std::string& account)
+      : labels{{"account", account}},
+        received(r.GetCounter("zb_events_received_total",
+                              "Events received from Zulip (heartbeats included)", labels)),
+        published(r.GetCounter("zb_events_published_total", "Events Kafka acknowledged", labels)),
+        heartbeats(r.GetCounter("zb_heartbeats_total", "Heartbeats received and settled", labels)),
+        duplicates_skipped(r.GetCounter(
+            "zb_duplicates_skipped_total",
+            "Events received again after a retried poll and not produced twice", labels)),
+        polls(r.GetCounter("zb_polls_total", "GET /events that returned 200", labels)),
+        queue_lost(r.GetCounter("zb_queues_lost_total", "Event queues Zulip no longer had (a gap)",
+                                labels)),
+        reproduced(r.GetCounter("zb_records_reproduced_total",
+                                "Records produced again after Kafka could not take them", labels)),
+        lifespan_ignored(r.GetCounter("zb_queue_lifespan_ignored_total",
+                                      "Registrations whose server ignored queue_lifespan_secs",
+                                      labels)),
+        watermark(
+            r.GetGauge("zb_watermark", "Durable delivered watermark (last_event_id)", labels)),
+        lag(r.GetGauge("zb_watermark_lag",
+                       "Events received but not yet settled (received - settled)", labels)),
+        last_poll(r.GetGauge("zb_last_successful_poll_timestamp_seconds",
+                             "Unix time of the last GET /events that returned 200", labels)),
+        last_heartbeat(r.GetGauge("zb_last_heartbeat_timestamp_seconds",
+                                  "Unix time of the last heartbeat", labels)),
+        ratelimit_remaining(r.GetGauge("zb_ratelimit_remaining",
+                                       "X-RateLimit-Remaining of the last answer", labels)),
+        registry(r) {}
+
+  Counter& Registrations(const std::string& reason) {
+    Labels l = labels;
+    l.emplace_back("reason", reason);
+    return registry.GetCounter("zb_registrations_total", "Event queues registered, by reason", l);
+  }
+  Counter& Errors(std::string_view kind) {
+    Labels l = labels;
+    l.emplace_back("kind", std::string(kind));
+    return registry.GetCounter("zb_zulip_errors_total", "Failed Zulip calls, by class", l);
+  }
+  Counter& TypeCounter(const char* name, const char* help, std::string_view type) {
+    return registry.GetCounter(name, help, {{"type", std::string(type)}});
+  }
+
+  Labels labels;
+  Counter& received;
+  Counter& published;
+  Counter& heartbeats;
+  Counter& duplicates_skipped;
+  Counter& polls;
+  Counter& queue_lost;
+  Counter& reproduced;
+  Counter& lifespan_ignored;
+  Gauge& watermark;
+  Gauge& lag;
+  Gauge& last_poll;
+  Gauge& last_heartbeat;
+  Gauge& ratelimit_remaining;
+  MetricsRegistry& registry;
+};
+
+Account::Account(const AccountConfig& config, const EventRouterOptions& router_options,
+                 const BackoffPolicy& backoff_policy, uint16_t slot, AccountEnv env)
+    : config_(config),
+      slot_(slot),
+      env_(std::move(env)),
+      client_(env_.transport, ClientOptions(config)),
+      router_(router_options),
+      backoff_(backoff_policy, env_.clock, std::random_device{}()),
+      metrics_(std::make_unique<Metrics>(env_.metrics, config.name)) {}
+
+Account::~Account() { Stop(); }
+
+void Account::SetState(AccountState state) { state_ = state; }
+
+Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
+  Checkpoint checkpoint;
+  checkpoint.site = config_.site;
+  checkpoint.account = config_.name;
+  checkpoint.queue_id = queue_id_;
+  checkpoint.watermark = watermark;
+  checkpoint.last_published_message_id = last_published_message_id_;
+  checkpoint.registered_at_unix_ms = registered_at_unix_ms_;
+  return checkpoint;
+}
+
+void Account::Start(std::optional<Checkpoint> checkpoint) {
+  if (checkpoint) {
+    last_published_message_id_ = checkpoint->last_published_message_id;
+    registered_at_unix_ms_ = checkpoint->registered_at_unix_ms;
+  }
+  if (checkpoint && !checkpoint->queue_id.empty() && checkpoint->site == config_.site) {
+    queue_id_ = checkpoint->queue_id;
+    durable_watermark_ = staged_watermark_ = checkpoint->watermark;
+    watermark_ = Watermark(checkpoint->watermark);
+    metrics_->watermark.Set(static_cast<double>(durable_watermark_));
+    LogAccount(LogLevel::kInfo, name(), "resuming event queue",
+               {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}});
+    Poll();
+    return;
+  }
+  if (checkpoint && !checkpoint->queue_id.empty()) {
+    LogAccount(LogLevel::kWarn, name(), "checkpoint is for another site; registering anew",
+               {{"checkpoint_site", checkpoint->site}, {"site", config_.site}});
+  }
+  Register();
+}
+
+void Account::Stop() {
+  if (request_ != 0) {
+    client_.Cancel(request_);
+    request_ = 0;
+  }
+  env_.loop.CancelTimer(retry_timer_);
+  retry_timer_ = 0;
+  if (state_ != AccountState::kParked) SetState(AccountState::kStopped);
+}
+
+void Account::Register() {
+  SetState(AccountState::kRegistering);
+  request_ = client_.Register(RegisterFields(config_), [this](ZulipReply<RegisterResult> reply) {
+    request_ = 0;
+    OnRegistered(std::move(reply));
+  });
+}
+
+void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
+  NotePacing(reply.outcome.rate_limit);
+  if (!reply.outcome.ok()) {
+    HandleFailure(reply.outcome, "register");
+    return;
+  }
+  const RegisterResult& result = reply.value;
+  if (result.zulip_feature_level < kMinZulipFeatureLevel) {
+    Park("Zulip server feature level " + std::to_string(result.zulip_feature_level) + " (version " +
+         result.zulip_version + ") is older than the oldest supported, " +
+         std::to_string(kMinZulipFeatureLevel));
+    return;
+  }
+  for (const std::string& ignored : result.ignored_parameters_unsupported) {
+    if (ignored == "queue_lifespan_secs") {
+      metrics_->lifespan_ignored.Inc();
+      LogAccount(LogLevel::kWarn, name(),
+                 "server ignored queue_lifespan_secs: the queue expires after 10 minutes "
+                 "without a poll, so a longer Kafka outage becomes a gap",
+                 {{"zulip_version", result.zulip_version}});
+    }
+  }
+  backoff_.Reset();
+  ++generation_;
+  queue_id_ = result.queue_id;
+  registered_at_unix_ms_ = WallMillis(env_.clock);
+  feature_level_ = result.zulip_feature_level;
+  longpoll_timeout_seconds_ = result.event_queue_longpoll_timeout_seconds;
+  // A new queue starts from a fresh checkpoint; its first GET sends -1 so that the events of
+  // the register window arrive as events (FACTS §2.2).
+  watermark_ = Watermark(-1);
+  durable_watermark_ = -1;
+  metrics_->Registrations(generation_ == 1 ? "start" : "queue_lost").Inc();
+  LogAccount(LogLevel::kInfo, name(), "event queue registered",
+             {{"queue_id", queue_id_},
+              {"zulip_version", result.zulip_version},
+              {"feature_level", feature_level_}});
+  StageCheckpoint(AccountState::kCommittingQueue);
+}
+
+void Account::StageCheckpoint(AccountState next) {
+  staged_watermark_ = next == AccountState::kCommittingQueue ? -1 : watermark_.settled();
+  env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
+  SetState(next);
+  env_.request_commit(*this);
+}
+
+void Account::OnCommitted(const Status& status) {
+  if (state_ != AccountState::kCommittingQueue && state_ != AccountState::kCommitting) return;
+  if (!status.ok()) {
+    // Nothing durable moved, so nothing may be acknowledged: keep the watermark staged and try
+    // the commit again after a pause.
+    last_error_ = status.message();
+    LogAccount(LogLevel::kError, name(), "checkpoint not durable; not acknowledging",
+               {{"error", status.message()}});
+    AccountState retry_state = state_;
+    SetState(AccountState::kBackingOff);
+    RetryLater(std::nullopt, [this, retry_state] {
+      env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
+      SetState(retry_state);
+      env_.request_commit(*this);
+    });
+    return;
+  }
+  durable_watermark_ = staged_watermark_;
+  metrics_->watermark.Set(static_cast<double>(durable_watermark_));
+  Poll();
+}
+
+bool Account::StageFinalCheckpoint() {
+  if (queue_id_.empty() || watermark_.settled() <= durable_watermark_) return false;
+  staged_watermark_ = watermark_.settled();
+  env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
+  return true;
+}
+
+void Account::Poll() {
+  if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
+  Clock::TimePoint now = env_.clock.Now();
+  if (now < not_before_) {
+    // Paced on X-RateLimit-Remaining: wait for the window to reset rather than earn a 429.
+    SetState(AccountState::kBackingOff);
+    retry_timer_ = env_.loop.AddTimerAt(not_before_, [this] {
+      retry_timer_ = 0;
+      Poll();
+    });
+    return;
+  }
+  SetState(AccountState::kPolling);
+  splitter_ = std::make_unique<EventSplitter>(
+      [this](std::string_view event_json) { return OnEvent(event_json); });
+  transfer_paused_ = false;
+  response_complete_ = false;
+  event_error_ = Status::Ok();
+  GetEventsRequest request;
+  request.queue_id = queue_id_;
+  request.last_event_id = durable_watermark_;
+  request.longpoll_timeout_seconds = longpoll_timeout_seconds_;
+  request_ = client_.GetEvents(
+      request, [this](std::string_view chunk) { return OnBodyChunk(chunk); },
+      [this](ZulipOutcome outcome) {
+        request_ = 0;
+        OnPollDone(std::move(outcome));
+      });
+}
+
+bool Account::OnBodyChunk(std::string_view chunk) {
+  receive_time_ms_ = WallMillis(env_.clock);
+  StatusOr<bool> taken = splitter_->FeedAllOrPause(chunk);
+  if (!taken.ok()) event_error_ = taken.status();
+  if (event_error_.ok()) {
+    transfer_paused_ = !*taken;
+    return *taken;
+  }
+  // A malformed body, or an event that cannot go to Kafka: stop this transfer and retry the
+  // poll after a backoff (from the durable watermark, so nothing is skipped).
+  client_.Cancel(request_);
+  request_ = 0;
+  env_.loop.Post([this, generation = generation_] {
+    if (generation != generation_ || state_ != AccountState::kPolling || request_ != 0) return;
+    ZulipOutcome outcome;
+    outcome.kind = ZulipErrorKind::kTransient;
+    outcome.status = Status::Unavailable("GET /events: " + event_error_.message());
+    HandleFailure(outcome, "poll");
+  });
+  return false;
+}
+
+bool Account::OnEvent(std::string_view event_json) {
+  StatusOr<EventHeader> header = ParseEventHeader(event_json);
+  if (!header.ok()) {
+    // Every event on a queue has an id and a type; without the id the watermark cannot pass
+    // it, so the body is treated as broken and fetched again.
+    LogAccount(LogLevel::kError, name(), "event without id or type; retrying the poll",
+               {{"error", header.status().message()}, {"bytes", event_json.size()}});
+    event_error_ = header.status();
+    return false;
+  }
+  const EventHeader& event = *header;
+  if (event.id <= watermark_.last_received()) {
+    // Already received in an earlier attempt of this batch (that attempt failed after it was
+    // produced): it settles through its first record.
+    metrics_->duplicates_skipped.Inc();
+    return true;
+  }
+  if (event.type == "heartbeat") {
+    (void)watermark_.ReceiveSettled(event.id);
+    metrics_->received.Inc();
+    metrics_->heartbeats.Inc();
+    metrics_->last_heartbeat.Set(static_cast<double>(receive_time_ms_) / 1000.0);
+    return true;
+  }
+  Status routed =
+      router_.Route(RouteInput{config_.name, event, queue_id_, feature_level_}, routed_);
+  if (!routed.ok()) {
+    LogAccount(LogLevel::kError, name(), "cannot route event", {{"error", routed.message()}});
+    event_error_ = routed;
+    return false;
+  }
+  uint64_t token = (uint64_t{slot_} << 48) | (next_sequence_ & kSequenceMask);
+  KafkaRecord record;
+  record.topic = routed_.topic;
+  if (routed_.key) record.key = *routed_.key;
+  record.value = event_json;
+  record.headers = routed_.headers;
+  record.timestamp_ms = receive_time_ms_;
+  record.token = token;
+  Status produced = env_.publisher.Produce(record);
+  if (produced.IsUnavailable()) return false;  // queue full: pause until deliveries make room
+  if (!produced.ok()) {
+    // Refused at once (too large for the producer, a dead producer): the event must not pass
+    // the watermark. Hold the account; the poll is retried after a backoff.
+    LogAccount(LogLevel::kError, name(), "Kafka refused an event; holding the account",
+               {{"event_id", event.id}, {"type", event.type}, {"error", produced.message()}});
+    event_error_ = produced;
+    return false;
+  }
+  ++next_sequence_;
+  (void)watermark_.Receive(event.id);
+  in_flight_.emplace(token, InFlight{generation_, event.id, event.message_id});
+  metrics_->received.Inc();
+  metrics_->TypeCounter("zb_type_events_received_total", "Events received, by type", event.type)
+      .Inc();
+  metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
+  return true;
+}
+
+void Account::OnPollDone(ZulipOutcome outcome) {
+  NotePacing(outcome.rate_limit);
+  if (!event_error_.ok() && outcome.ok()) {
+    outcome.kind = ZulipErrorKind::kTransient;
+    outcome.status = Status::Unavailable("GET /events: " + event_error_.message());
+  }
+  if (outcome.ok()) {
+    Status finished = splitter_->Finish();
+    if (!finished.ok() || !splitter_->has_events() || splitter_->result() != "success") {
+      outcome.kind = ZulipErrorKind::kTransient;
+      outcome.status = Status::Unavailable(
+          "GET /events: incomplete body: " +
+          (finished.ok() ? std::string("no events array") : finished.message()));
+    }
+  }
+  if (!outcome.ok()) {
+    HandleFailure(outcome, "poll");
+    return;
+  }
+  backoff_.Reset();
+  metrics_->polls.Inc();
+  metrics_->last_poll.Set(static_cast<double>(WallMillis(env_.clock)) / 1000.0);
+  response_complete_ = true;
+  SetState(AccountState::kDraining);
+  MaybeAdvance();
+}
+
+void Account::MaybeAdvance() {
+  if (state_ != AccountState::kDraining || !watermark_.all_settled()) return;
+  if (watermark_.settled() > durable_watermark_) {
+    StageCheckpoint(AccountState::kCommitting);
+  } else {
+    Poll();
+  }
+}
+
+void Account::OnDelivery(const DeliveryReport& report) {
+  auto it = in_flight_.find(report.token);
+  if (it == in_flight_.end()) return;  // a repeat after a producer rebuild
+  InFlight entry = it->second;
+  switch (report.outcome) {
+    case DeliveryReport::Outcome::kDelivered:
+      in_flight_.erase(it);
+      metrics_->published.Inc();
+      if (entry.message_id && *entry.message_id > last_published_message_id_) {
+        last_published_message_id_ = *entry.message_id;
+      }
+      if (entry.generation == generation_) (void)watermark_.Settle(entry.event_id);
+      metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
+      MaybeAdvance();
+      return;
+    case DeliveryReport::Outcome::kRetryable:
+    case DeliveryReport::Outcome::kMissingTopic:
+    case DeliveryReport::Outcome::kPermanent:
+      break;
+  }
+  // Not written. The publisher holds the record; produce it again after a pause. A missing
+  // topic or a record Kafka will never take holds the account (its watermark cannot pass
+  // the event) and says so loudly; the Zulip queue buffers meanwhile.
+  last_error_ = report.error;
+  LogAccount(
+      report.outcome == DeliveryReport::Outcome::kRetryable ? LogLevel::kWarn : LogLevel::kError,
+      name(), "Kafka did not take an event; producing it again",
+      {{"event_id", entry.event_id}, {"error", report.error}});
+  to_reproduce_.push_back(report.token);
+  if (reproduce_timer_ == 0) {
+    reproduce_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ReproduceHeld(); });
+  }
+}
+
+void Account::ReproduceHeld() {
+  reproduce_timer_ = 0;
+  size_t done = 0;
+  for (; done < to_reproduce_.size(); ++done) {
+    Status status = env_.publisher.Reproduce(to_reproduce_[done]);
+    if (status.IsNotFound()) continue;  // settled meanwhile
+    if (!status.ok()) break;            // still no room, or still refused: keep the rest
+    metrics_->reproduced.Inc();
+  }
+  to_reproduce_.erase(to_reproduce_.begin(), to_reproduce_.begin() + done);
+  if (!to_reproduce_.empty()) {
+    reproduce_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ReproduceHeld(); });
+  }
+}
+
+void Account::OnProducerRoom() {
+  if (!transfer_paused_ || request_ == 0) return;
+  transfer_paused_ = false;
+  client_.Resume(request_);
+}
+
+void Account::HandleFailure(const ZulipOutcome& outcome, const char* what) {
+  if (request_ != 0) {
+    client_.Cancel(request_);
+    request_ = 0;
+  }
+  last_error_ = outcome.status.message();
+  metrics_->Errors(ZulipErrorKindName(outcome.kind)).Inc();
+  switch (outcome.kind) {
+    case ZulipErrorKind::kUnauthenticated:
+    case ZulipErrorKind::kConfiguration:
+      Park(outcome.status.message());
+      return;
+    case ZulipErrorKind::kQueueLost:
+      LoseQueue(outcome.status.message());
+      return;
+    case ZulipErrorKind::kRateLimited:
+    case ZulipErrorKind::kTransient:
+    case ZulipErrorKind::kBadRequest:
+    case ZulipErrorKind::kNone:
+      break;
+  }
+  LogAccount(LogLevel::kWarn, name(), "Zulip call failed; retrying",
+             {{"call", what},
+              {"kind", ZulipErrorKindName(outcome.kind)},
+              {"error", outcome.status.message()}});
+  bool registering = std::string_view(what) == "register";
+  SetState(AccountState::kBackingOff);
+  RetryLater(outcome.retry_after_seconds, [this, registering] {
+    if (registering) {
+      Register();
+    } else {
+      Poll();
+    }
+  });
+}
+
+void Account::RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry) {
+  Clock::Duration delay = backoff_.NextDelay(retry_after_seconds);
+  env_.loop.CancelTimer(retry_timer_);
+  retry_timer_ = env_.loop.AddTimer(delay, [this, retry = std::move(retry)] {
+    retry_timer_ = 0;
+    if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
+    retry();
+  });
+}
+
+void Account::Park(const std::string& reason) {
+  parked_reason_ = reason;
+  SetState(AccountState::kParked);
+  LogAccount(LogLevel::kError, name(), "account parked; fix the cause and reload",
+             {{"reason", reason}});
+}
+
+void Account::LoseQueue(const std::string& reason) {
+  metrics_->queue_lost.Inc();
+  LogAccount(LogLevel::kError, name(),
+             "event queue lost; events between the last acknowledged one and the new queue "
+             "were not received",
+             {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}, {"reason", reason}});
+  Register();
+}
+
+void Account::NotePacing(const RateLimitInfo& info) {
+  if (info.remaining) metrics_->ratelimit_remaining.Set(static_cast<double>(*info.remaining));
+  if (!info.remaining || *info.remaining > 1 || !info.reset_unix_seconds) return;
+  double wait = *info.reset_unix_seconds - static_cast<double>(WallMillis(env_.clock)) / 1000.0;
+  if (wait <= 0) return;
+  not_before_ = env_.clock.Now() + DurationFromSeconds(std::min(wait, 60.0));
+}
+
+AccountSnapshot Account::Snapshot() const {
+  AccountSnapshot snapshot;
+  snapshot.name = config_.name;
+  snapshot.state = state_;
+  snapshot.queue_id = queue_id_;
+  snapshot.durable_watermark = durable_watermark_;
+  snapshot.last_received = watermark_.last_received();
+  snapshot.in_flight = in_flight_.size();
+  snapshot.parked_reason = parked_reason_;
+  snapshot.last_error = last_error_;
+  return snapshot;
+}
+
+}  // namespace zb

@@ -1,0 +1,207 @@
+// Account: one configured Zulip account's state machine, which keeps one server-side event queue
+// drained into Kafka without ever acknowledging an event before Kafka has it (DESIGN.md, "The
+// one invariant").
+//
+// One batch is in flight at a time:
+//
+//   registering ─► committing the new queue ─► polling (GET /events, streamed) ─► draining
+//        ▲                                         ▲                                 │
+//        │ queue lost                              │ W durable                       ▼
+//        └──────────────────────────────────── committing W ◄────── every id settled
+//
+// While a response streams in, each event is split out as its exact bytes (EventSplitter),
+// routed (EventRouter) and produced (KafkaPublisher) at once; when librdkafka's queue is full
+// the transfer is paused and picked up again when deliveries make room. Heartbeats are settled
+// at once and never published. Delivery reports settle ids in the Watermark; when the response
+// is complete and every id of it is settled, the watermark W is staged in the CheckpointStore
+// and the owner commits it with everyone else's at the end of the loop turn; only then does the
+// next GET send last_event_id=W. A new queue's id is durable before its first GET, which sends
+// last_event_id=-1 (FACTS §2.2: the register window).
+//
+// Errors, classified by ZulipClient: transient ones (5xx, timeouts, resets, truncated bodies)
+// back off with full jitter and retry; a 429 waits its Retry-After to the fraction; a lost
+// queue re-registers with a fresh checkpoint (logged and counted); a 401 or a register refused
+// as a configuration error parks the account with the server's reason. Records that Kafka
+// could not take are re-produced after a pause (timeouts, a missing topic); records it will
+// never take hold the account with a loud error until the dead-letter spool exists (#7).
+//
+// Threads: everything runs on the event loop thread, delivery reports included (the owner
+// moves them there). Not copyable.
+#ifndef ZB_DAEMON_ACCOUNT_H_
+#define ZB_DAEMON_ACCOUNT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/backoff.h"
+#include "daemon/checkpoint_store.h"
+#include "daemon/clock.h"
+#include "daemon/config.h"
+#include "daemon/event_loop.h"
+#include "daemon/event_router.h"
+#include "daemon/event_splitter.h"
+#include "daemon/kafka_publisher.h"
+#include "daemon/metrics.h"
+#include "daemon/watermark.h"
+#include "daemon/zulip_client.h"
+
+namespace zb {
+
+class Account;
+
+// The oldest Zulip server the bridge works with: feature level 155 (Zulip Server 6.0) brought
+// include_anchor on GET /messages, which the gap backfill relies on, and every error carries a
+// "code" since feature level 76.
+inline constexpr int64_t kMinZulipFeatureLevel = 155;
+
+enum class AccountState {
+  kIdle,             // not started yet
+  kRegistering,      // POST /register in flight
+  kCommittingQueue,  // a new queue id is being made durable before its first GET
+  kPolling,          // GET /events in flight (possibly paused while Kafka's queue is full)
+  kDraining,         // the response is complete; waiting for Kafka to acknowledge its events
+  kCommitting,       // the new watermark is being made durable
+  kBackingOff,       // waiting before a retry
+  kParked,           // stopped for a reason only an operator can fix
+  kStopped,          // stopped by shutdown; in-flight records still settle
+};
+std::string_view AccountStateName(AccountState state);
+
+// What the owner (the daemon) lends an account. Every reference outlives the account.
+struct AccountEnv {
+  EventLoop& loop;
+  HttpTransport& transport;
+  KafkaPublisher& publisher;
+  CheckpointStore& checkpoints;
+  MetricsRegistry& metrics;
+  Clock& clock;
+  // Asks the owner to commit the checkpoint store at the end of this loop turn and then call
+  // OnCommitted() on the account. Called after the account staged its checkpoint.
+  std::function<void(Account&)> request_commit;
+};
+
+// What /readyz, `status` and STATUS= show about an account.
+struct AccountSnapshot {
+  std::string name;
+  AccountState state = AccountState::kIdle;
+  std::string queue_id;
+  int64_t durable_watermark = -1;  // the last_event_id Zulip may be told
+  int64_t last_received = -1;
+  size_t in_flight = 0;  // records produced and not yet settled
+  std::string parked_reason;
+  std::string last_error;
+};
+
+class Account {
+ public:
+  // `slot` makes the account's Kafka tokens unique in the process (it is their top 16 bits).
+  Account(const AccountConfig& config, const EventRouterOptions& router_options,
+          const BackoffPolicy& backoff_policy, uint16_t slot, AccountEnv env);
+  ~Account();
+  Account(const Account&) = delete;
+  Account& operator=(const Account&) = delete;
+
+  // Starts from `checkpoint` (resume its queue when it is for this site and account) or, with
+  // none, registers a new queue.
+  void Start(std::optional<Checkpoint> checkpoint);
+
+  // Stops taking events: cancels the request and timers in flight. Records already produced
+  // still settle through OnDelivery(). Idempotent.
+  void Stop();
+
+  // A delivery report for one of this account's tokens.
+  void OnDelivery(const DeliveryReport& report);
+
+  // Kafka's queue may have room again (some delivery was reported): resumes a paused transfer.
+  void OnProducerRoom();
+
+  // The owner committed the checkpoint store (OK) or failed to (the account stops
+  // acknowledging and retries the commit after a backoff).
+  void OnCommitted(const Status& status);
+
+  // At shutdown, after deliveries settled: stages the settled watermark if it moved past the
+  // durable one, so that the final commit keeps it. True when something was staged.
+  bool StageFinalCheckpoint();
+
+  const std::string& name() const { return config_.name; }
+  uint16_t slot() const { return slot_; }
+  AccountState state() const { return state_; }
+  size_t in_flight() const { return in_flight_.size(); }
+  AccountSnapshot Snapshot() const;
+
+  // Token layout: slot in the top 16 bits, a per-account sequence below.
+  static uint16_t SlotOfToken(uint64_t token) { return static_cast<uint16_t>(token >> 48); }
+
+ private:
+  struct InFlight {
+    uint64_t generation;  // which queue the event came from (a lost queue's ids don't settle)
+    int64_t event_id;
+    std::optional<int64_t> message_id;
+  };
+  struct Metrics;
+
+  void Register();
+  void OnRegistered(ZulipReply<RegisterResult> reply);
+  void Poll();
+  bool OnBodyChunk(std::string_view chunk);
+  bool OnEvent(std::string_view event_json);
+  void OnPollDone(ZulipOutcome outcome);
+  void MaybeAdvance();
+  void ReproduceHeld();
+  void StageCheckpoint(AccountState next);
+  void HandleFailure(const ZulipOutcome& outcome, const char* what);
+  void RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry);
+  void Park(const std::string& reason);
+  void LoseQueue(const std::string& reason);
+  void SetState(AccountState state);
+  void NotePacing(const RateLimitInfo& info);
+  Checkpoint CurrentCheckpoint(int64_t watermark) const;
+
+  const AccountConfig config_;
+  const uint16_t slot_;
+  AccountEnv env_;
+  ZulipClient client_;
+  EventRouter router_;
+  Backoff backoff_;
+  std::unique_ptr<Metrics> metrics_;
+
+  AccountState state_ = AccountState::kIdle;
+  std::string queue_id_;
+  uint64_t generation_ = 0;
+  int64_t feature_level_ = 0;
+  std::optional<int64_t> longpoll_timeout_seconds_;
+  Watermark watermark_;
+  int64_t durable_watermark_ = -1;
+  int64_t staged_watermark_ = -1;
+  int64_t last_published_message_id_ = -1;
+  int64_t registered_at_unix_ms_ = 0;
+  std::string parked_reason_;
+  std::string last_error_;
+
+  // The GET in flight.
+  ZulipClient::Handle request_ = 0;
+  std::unique_ptr<EventSplitter> splitter_;
+  bool transfer_paused_ = false;
+  bool response_complete_ = false;
+  Status event_error_;  // why OnEvent refused the body (not a pause)
+  int64_t receive_time_ms_ = 0;
+  RoutedRecord routed_;  // reused across events
+
+  uint64_t next_sequence_ = 0;
+  std::unordered_map<uint64_t, InFlight> in_flight_;
+  // Failed records waiting for their re-produce timer.
+  std::vector<uint64_t> to_reproduce_;
+  EventLoop::TimerId reproduce_timer_ = 0;
+
+  EventLoop::TimerId retry_timer_ = 0;
+  Clock::TimePoint not_before_{};  // X-RateLimit pacing: no request before this
+};
+
+}  // namespace zb
+
+#endif  // ZB_DAEMON_ACCOUNT_H_

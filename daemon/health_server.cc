@@ -1,0 +1,107 @@
+#include "daemon/health_server.h"
+
+#include <httplib.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <chrono>
+
+#include "daemon/log.h"
+#include "daemon/supervisor.h"
+
+namespace zb {
+
+struct HealthServer::Impl {
+  httplib::Server server;
+  std::thread thread;
+};
+
+namespace {
+
+std::string ReadyBody(const Supervisor& supervisor) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("ready");
+  w.Bool(supervisor.ready());
+  w.Key("accounts");
+  w.StartArray();
+  std::vector<std::string> parked;
+  for (const AccountSnapshot& a : supervisor.AccountSnapshots()) {
+    w.StartObject();
+    w.Key("name");
+    w.String(a.name);
+    w.Key("state");
+    std::string state(AccountStateName(a.state));
+    w.String(state);
+    w.Key("queue_id");
+    w.String(a.queue_id);
+    w.Key("watermark");
+    w.Int64(a.durable_watermark);
+    w.Key("last_received");
+    w.Int64(a.last_received);
+    w.Key("in_flight");
+    w.Uint64(a.in_flight);
+    if (!a.parked_reason.empty()) {
+      w.Key("parked_reason");
+      w.String(a.parked_reason);
+      parked.push_back(a.name);
+    }
+    if (!a.last_error.empty()) {
+      w.Key("last_error");
+      w.String(a.last_error);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("parked");
+  w.StartArray();
+  for (const std::string& name : parked) w.String(name);
+  w.EndArray();
+  w.EndObject();
+  return buffer.GetString();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const HttpConfig& config,
+                                                            Supervisor& supervisor) {
+  auto impl = std::make_unique<Impl>();
+  httplib::Server& server = impl->server;
+  server.Get("/healthz", [&supervisor](const httplib::Request&, httplib::Response& res) {
+    bool alive = supervisor.LoopAliveWithin(std::chrono::seconds(30));
+    res.status = alive ? 200 : 503;
+    res.set_content(alive ? "ok\n" : "event loop stalled\n", "text/plain");
+  });
+  server.Get("/readyz", [&supervisor](const httplib::Request&, httplib::Response& res) {
+    res.status = supervisor.ready() ? 200 : 503;
+    res.set_content(ReadyBody(supervisor), "application/json");
+  });
+  server.Get("/metrics", [&supervisor](const httplib::Request&, httplib::Response& res) {
+    res.set_content(supervisor.metrics().RenderPrometheus(), "text/plain; version=0.0.4");
+  });
+  int port = config.port;
+  if (port == 0) {
+    port = server.bind_to_any_port(config.host);
+    if (port < 0) port = 0;
+  } else if (!server.bind_to_port(config.host, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    return Status::IOError("http.listen " + config.listen + ": cannot listen there (in use?)");
+  }
+  Impl* raw = impl.get();
+  raw->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  LogInfo("HTTP listener up", {{"address", config.host}, {"port", port}});
+  return std::unique_ptr<HealthServer>(new HealthServer(std::move(impl), port));
+}
+
+HealthServer::HealthServer(std::unique_ptr<Impl> impl, int port)
+    : impl_(std::move(impl)), port_(port) {}
+
+HealthServer::~HealthServer() {
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace zb

@@ -1,0 +1,330 @@
+#include "daemon/supervisor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <utility>
+
+#include "daemon/health_server.h"
+#include "daemon/log.h"
+#include "daemon/version.h"
+
+namespace zb {
+namespace {
+
+// Accounts start this far apart, so that a daemon with thousands of accounts does not open
+// thousands of connections to one Zulip server in the same instant.
+constexpr auto kRegistrationSpacing = std::chrono::milliseconds(10);
+constexpr auto kSnapshotInterval = std::chrono::seconds(1);
+constexpr auto kStatusInterval = std::chrono::seconds(5);
+
+KeyMode ToKeyMode(KeyChoice choice) {
+  return choice == KeyChoice::kConversation ? KeyMode::kConversation : KeyMode::kAccount;
+}
+
+EventRouterOptions RouterOptions(const KafkaConfig& kafka, const AccountConfig& account) {
+  EventRouterOptions options;
+  options.topic_template = kafka.topic_template;
+  for (const auto& [type, topic] : kafka.topics) options.topic_overrides.emplace(type, topic);
+  options.control_topic = kafka.control_topic;
+  options.default_key_mode = ToKeyMode(kafka.default_key);
+  for (const auto& [type, key] : kafka.keys) options.key_modes.emplace(type, ToKeyMode(key));
+  options.site = account.site;
+  options.bridge_version = kBridgeVersion;
+  return options;
+}
+
+std::string JoinBrokers(const std::vector<std::string>& brokers) {
+  std::string out;
+  for (const std::string& b : brokers) {
+    if (!out.empty()) out += ',';
+    out += b;
+  }
+  return out;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(Config config) : config_(std::move(config)) {}
+
+Supervisor::~Supervisor() {
+  // The health server reads snapshots; the publisher's poll thread posts to the loop; accounts
+  // borrow the transport and publisher. Tear down in the reverse order of use.
+  health_.reset();
+  accounts_.clear();
+  publisher_.reset();
+  transport_.reset();
+  loop_.reset();
+}
+
+Status Supervisor::StartUp() {
+  StatusOr<std::unique_ptr<StateDirLock>> lock = StateDirLock::Acquire(config_.state_dir);
+  ZB_RETURN_IF_ERROR(lock.status());
+  lock_ = std::move(*lock);
+
+  StatusOr<std::unique_ptr<CheckpointStore>> checkpoints =
+      CheckpointStore::Open(config_.state_dir, fs_);
+  ZB_RETURN_IF_ERROR(checkpoints.status());
+  checkpoints_ = std::move(*checkpoints);
+
+  StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(clock_);
+  ZB_RETURN_IF_ERROR(loop.status());
+  loop_ = std::move(*loop);
+
+  StatusOr<std::unique_ptr<CurlTransport>> transport = CurlTransport::Create(*loop_);
+  ZB_RETURN_IF_ERROR(transport.status());
+  transport_ = std::move(*transport);
+
+  KafkaPublisherOptions kafka;
+  kafka.brokers = JoinBrokers(config_.kafka.brokers);
+  for (const auto& [name, value] : config_.kafka.properties) kafka.properties[name] = value;
+  kafka.on_delivery = [this](std::vector<DeliveryReport> reports) {
+    loop_->Post(
+        [this, reports = std::move(reports)]() mutable { OnDeliveries(std::move(reports)); });
+  };
+  kafka.on_error = [this](const KafkaErrorReport& error) {
+    if (error.fatal) {
+      LogError("Kafka producer hit a fatal error; rebuilding it", {{"error", error.error}});
+      loop_->Post([this] { RebuildProducer(); });
+    } else {
+      LogWarn("Kafka", {{"error", error.error}});
+    }
+  };
+  StatusOr<std::unique_ptr<KafkaPublisher>> publisher = KafkaPublisher::Create(std::move(kafka));
+  ZB_RETURN_IF_ERROR(publisher.status().WithContext("kafka"));
+  publisher_ = std::move(*publisher);
+
+  StatusOr<std::unique_ptr<HealthServer>> health = HealthServer::Start(config_.http, *this);
+  ZB_RETURN_IF_ERROR(health.status());
+  health_ = std::move(*health);
+  return Status::Ok();
+}
+
+void Supervisor::StartAccounts() {
+  std::map<std::string, Checkpoint> by_account;
+  for (Checkpoint& checkpoint : checkpoints_->LoadAll()) {
+    by_account.emplace(checkpoint.account, checkpoint);
+  }
+  for (const auto& [name, checkpoint] : by_account) {
+    bool configured = std::any_of(config_.accounts.begin(), config_.accounts.end(),
+                                  [&](const AccountConfig& a) { return a.name == name; });
+    if (configured) continue;
+    // The account was removed from the configuration. Its credentials went with it, so its
+    // queue cannot be deleted from here; Zulip expires it after its lifespan.
+    LogWarn("forgetting the checkpoint of an account no longer configured",
+            {{"account", name}, {"queue_id", checkpoint.queue_id}});
+    Status removed = checkpoints_->Remove(name);
+    if (!removed.ok()) LogError("could not remove checkpoint", {{"error", removed.message()}});
+  }
+
+  BackoffPolicy backoff;
+  backoff.base = std::chrono::milliseconds(config_.retry.initial_backoff_ms);
+  backoff.cap = std::chrono::milliseconds(config_.retry.max_backoff_ms);
+  for (size_t i = 0; i < config_.accounts.size(); ++i) {
+    const AccountConfig& account_config = config_.accounts[i];
+    AccountEnv env{
+        *loop_, *transport_, *publisher_, *checkpoints_, metrics_, clock_, [this](Account& a) {
+          RequestCommit(&a);
+        }};
+    auto account =
+        std::make_unique<Account>(account_config, RouterOptions(config_.kafka, account_config),
+                                  backoff, static_cast<uint16_t>(i), env);
+    Account* raw = account.get();
+    accounts_.push_back(std::move(account));
+    std::optional<Checkpoint> checkpoint;
+    if (auto it = by_account.find(account_config.name); it != by_account.end()) {
+      checkpoint = it->second;
+    }
+    loop_->AddTimer(kRegistrationSpacing * static_cast<int>(i),
+                    [raw, checkpoint] { raw->Start(checkpoint); });
+  }
+}
+
+Status Supervisor::Run() {
+  Status started = StartUp();
+  if (!started.ok()) return started;
+  StartAccounts();
+
+  if (auto watchdog = SystemdNotifier::WatchdogPingInterval()) {
+    PingWatchdog(std::chrono::duration_cast<Clock::Duration>(*watchdog));
+  }
+  RefreshSnapshotsEverySecond();
+  loop_->AddTimer(kStatusInterval, [this] { ReportStatus(); });
+
+  // Publish the loop to RequestStop() before checking for an early stop request: one of the
+  // two then posts the shutdown (posting it twice is harmless).
+  loop_for_stop_ = loop_.get();
+  ready_ = true;
+  notifier_.Ready();
+  LogInfo("zulip-bridge started", {{"version", kBridgeVersion},
+                                   {"accounts", config_.accounts.size()},
+                                   {"state_dir", config_.state_dir},
+                                   {"http", config_.http.listen}});
+  if (stop_requested_) loop_->Post([this] { BeginShutdown(); });
+
+  Status ran = loop_->Run();
+  if (!ran.ok()) return ran;
+  return exit_status_;
+}
+
+void Supervisor::RequestStop() {
+  stop_requested_ = true;
+  if (EventLoop* loop = loop_for_stop_.load()) loop->Post([this] { BeginShutdown(); });
+}
+
+void Supervisor::OnDeliveries(std::vector<DeliveryReport> reports) {
+  for (const DeliveryReport& report : reports) {
+    uint16_t slot = Account::SlotOfToken(report.token);
+    if (slot < accounts_.size()) accounts_[slot]->OnDelivery(report);
+  }
+  for (auto& account : accounts_) account->OnProducerRoom();
+  if (stopping_) MaybeFinishShutdown();
+}
+
+void Supervisor::RequestCommit(Account* account) {
+  commit_waiters_.insert(account);
+  if (commit_scheduled_) return;
+  commit_scheduled_ = true;
+  // Posted tasks run after the events of this turn: every account that advanced in it shares
+  // one durable write.
+  loop_->Post([this] { CommitNow(); });
+}
+
+void Supervisor::CommitNow() {
+  commit_scheduled_ = false;
+  std::set<Account*> waiters;
+  waiters.swap(commit_waiters_);
+  Status committed = checkpoints_->Commit();
+  if (!committed.ok()) {
+    LogError("checkpoint commit failed; the affected accounts stop acknowledging",
+             {{"error", committed.message()}, {"accounts", waiters.size()}});
+  }
+  for (Account* account : waiters) account->OnCommitted(committed);
+}
+
+void Supervisor::BeginShutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  notifier_.Stopping();
+  size_t in_flight = 0;
+  for (auto& account : accounts_) {
+    account->Stop();
+    in_flight += account->in_flight();
+  }
+  LogInfo("stopping: waiting for Kafka to acknowledge outstanding events",
+          {{"in_flight", in_flight}, {"flush_timeout_secs", config_.kafka.flush_timeout_secs}});
+  flush_deadline_ = loop_->AddTimer(std::chrono::seconds(config_.kafka.flush_timeout_secs), [this] {
+    flush_deadline_ = 0;
+    FinishShutdown();
+  });
+  MaybeFinishShutdown();
+}
+
+void Supervisor::MaybeFinishShutdown() {
+  for (auto& account : accounts_) {
+    if (account->in_flight() > 0) return;
+  }
+  FinishShutdown();
+}
+
+void Supervisor::FinishShutdown() {
+  if (!loop_) return;
+  loop_->CancelTimer(flush_deadline_);
+  flush_deadline_ = 0;
+  size_t unacknowledged = 0;
+  for (auto& account : accounts_) {
+    account->StageFinalCheckpoint();
+    unacknowledged += account->in_flight();
+  }
+  Status committed = checkpoints_->Commit();
+  if (!committed.ok()) {
+    LogError("final checkpoint commit failed", {{"error", committed.message()}});
+    exit_status_ = committed;
+  }
+  if (unacknowledged > 0) {
+    // Not lost: their ids are above the durable watermark, so Zulip keeps them for the next
+    // start.
+    LogWarn("stopped with events Kafka had not acknowledged; they will be fetched again",
+            {{"unacknowledged", unacknowledged}});
+  }
+  RefreshSnapshots();
+  LogInfo("stopped; Zulip event queues kept for the next start");
+  loop_->Stop();
+}
+
+void Supervisor::RebuildProducer() {
+  if (rebuilding_) return;
+  rebuilding_ = true;
+  Status rebuilt = publisher_->Rebuild();
+  rebuilding_ = false;
+  if (rebuilt.ok()) {
+    LogInfo("Kafka producer rebuilt; unacknowledged records produced again",
+            {{"generation", publisher_->Generation()}});
+  } else {
+    LogError("Kafka producer rebuild incomplete", {{"error", rebuilt.message()}});
+  }
+}
+
+// Fed by a loop timer and nothing else: the watchdog says the loop turns, never that Zulip or
+// Kafka are healthy, or an outage would become a restart loop.
+void Supervisor::PingWatchdog(Clock::Duration interval) {
+  notifier_.WatchdogPing();
+  loop_->AddTimer(interval, [this, interval] { PingWatchdog(interval); });
+}
+
+void Supervisor::RefreshSnapshotsEverySecond() {
+  RefreshSnapshots();
+  loop_->AddTimer(kSnapshotInterval, [this] { RefreshSnapshotsEverySecond(); });
+}
+
+void Supervisor::ReportStatus() {
+  notifier_.Status(StatusLine());
+  loop_->AddTimer(kStatusInterval, [this] { ReportStatus(); });
+}
+
+void Supervisor::RefreshSnapshots() {
+  loop_heartbeat_ns_ = clock_.Now().time_since_epoch().count();
+  std::vector<AccountSnapshot> snapshots;
+  snapshots.reserve(accounts_.size());
+  for (const auto& account : accounts_) snapshots.push_back(account->Snapshot());
+  std::lock_guard<std::mutex> lock(snapshots_mu_);
+  snapshots_.swap(snapshots);
+}
+
+bool Supervisor::LoopAliveWithin(std::chrono::seconds within) const {
+  int64_t beat = loop_heartbeat_ns_.load();
+  if (beat == 0) return true;  // still starting
+  return clock_.Now().time_since_epoch().count() - beat <
+         std::chrono::duration_cast<Clock::Duration>(within).count();
+}
+
+std::vector<AccountSnapshot> Supervisor::AccountSnapshots() const {
+  std::lock_guard<std::mutex> lock(snapshots_mu_);
+  return snapshots_;
+}
+
+std::string Supervisor::StatusLine() const {
+  size_t polling = 0, backing_off = 0, parked = 0, other = 0;
+  for (const auto& account : accounts_) {
+    switch (account->state()) {
+      case AccountState::kPolling:
+      case AccountState::kDraining:
+      case AccountState::kCommitting:
+        ++polling;
+        break;
+      case AccountState::kBackingOff:
+        ++backing_off;
+        break;
+      case AccountState::kParked:
+        ++parked;
+        break;
+      default:
+        ++other;
+        break;
+    }
+  }
+  return std::to_string(polling) + " polling, " + std::to_string(backing_off) + " backing off, " +
+         std::to_string(parked) + " parked, " + std::to_string(other) + " starting";
+}
+
+}  // namespace zb

@@ -1,0 +1,298 @@
+#include "tests/integration/bridge_harness.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <tuple>
+
+#include <gtest/gtest.h>
+
+#include "tests/test_support.h"
+
+extern char** environ;
+
+namespace zb::testing {
+
+Subprocess::Subprocess(std::vector<std::string> argv, std::string log_path,
+                       std::vector<std::string> extra_env)
+    : log_path_(std::move(log_path)) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  for (std::string& e : extra_env) env_strings.push_back(e);
+  std::vector<char*> env;
+  for (std::string& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
+  // The test process may block signals; the child must not inherit that.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  int rc = posix_spawn(&pid_, args[0], &actions, &attr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    ADD_FAILURE() << "cannot start " << argv[0] << ": " << strerror(rc);
+    pid_ = -1;
+  }
+}
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0 && running()) {
+    kill(pid_, SIGKILL);
+    Wait(std::chrono::seconds(10));
+  }
+}
+
+bool Subprocess::running() {
+  if (pid_ <= 0 || exit_code_) return false;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == 0) return true;
+  if (r == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  return false;
+}
+
+void Subprocess::Signal(int signo) {
+  if (pid_ > 0 && running()) kill(pid_, signo);
+}
+
+std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
+  WaitFor([this] { return !running(); }, timeout);
+  return exit_code_;
+}
+
+std::string Subprocess::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+namespace {
+
+size_t AppendBody(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+HttpAnswer Fetch(const std::string& url, const std::string* post_json) {
+  HttpAnswer answer;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_slist* headers = nullptr;
+  if (post_json != nullptr) {
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post_json->c_str());
+  }
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return answer;
+}
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+HttpAnswer HttpGet(const std::string& url) { return Fetch(url, nullptr); }
+HttpAnswer HttpPostJson(const std::string& url, const std::string& json) {
+  return Fetch(url, &json);
+}
+
+std::string BridgeBinary() { return ZB_BRIDGE_BIN; }
+std::string FakeZulipBinary() { return ZB_FAKE_ZULIP_BIN; }
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  chmod(path.c_str(), 0600);
+}
+
+FakeZulip::FakeZulip(const std::string& dir, std::vector<User> users,
+                     std::vector<std::string> extra_args) {
+  std::string port_file = dir + "/fake-zulip.port";
+  std::vector<std::string> argv = {FakeZulipBinary(), "--listen", "127.0.0.1:0", "--port-file",
+                                   port_file};
+  for (const User& user : users) {
+    argv.push_back("--user");
+    argv.push_back(user.email + ":" + user.api_key);
+  }
+  for (std::string& arg : extra_args) argv.push_back(std::move(arg));
+  process_ = std::make_unique<Subprocess>(argv, dir + "/fake-zulip.log");
+  bool up = WaitFor(
+      [&] {
+        std::string text = ReadWholeFile(port_file);
+        if (text.empty() || text.back() != '\n') return false;
+        port_ = std::stoi(text);
+        return port_ > 0;
+      },
+      std::chrono::seconds(20));
+  if (!up) ADD_FAILURE() << "fake-zulip did not start:\n" << process_->Log();
+}
+
+HttpAnswer FakeZulip::Control(const std::string& path, const std::string& json) {
+  return HttpPostJson(site() + path, json);
+}
+
+HttpAnswer FakeZulip::ControlGet(const std::string& path) { return HttpGet(site() + path); }
+
+std::vector<int64_t> FakeZulip::PushEvent(const std::string& email, const std::string& event_json) {
+  HttpAnswer answer =
+      Control("/_fake/events", R"({"email":")" + email + R"(","event":)" + event_json + "}");
+  std::vector<int64_t> ids;
+  rapidjson::Document doc;
+  doc.Parse(answer.body.c_str());
+  if (answer.status != 200 || !doc.IsObject() || !doc.HasMember("queues")) {
+    ADD_FAILURE() << "push failed: " << answer.status << " " << answer.body;
+    return ids;
+  }
+  for (const auto& q : doc["queues"].GetArray()) ids.push_back(q["id"].GetInt64());
+  return ids;
+}
+
+int64_t FakeZulip::PushEventToQueue(const std::string& queue_id, const std::string& event_json) {
+  HttpAnswer answer =
+      Control("/_fake/events", R"({"queue_id":")" + queue_id + R"(","event":)" + event_json + "}");
+  rapidjson::Document doc;
+  doc.Parse(answer.body.c_str());
+  if (answer.status != 200 || !doc.IsObject() || !doc.HasMember("queues") ||
+      doc["queues"].Size() != 1) {
+    ADD_FAILURE() << "push failed: " << answer.status << " " << answer.body;
+    return -1;
+  }
+  return doc["queues"][0]["id"].GetInt64();
+}
+
+std::vector<std::string> FakeZulip::QueuesOf(const std::string& email) {
+  HttpAnswer answer = ControlGet("/_fake/queues");
+  std::vector<std::string> ids;
+  rapidjson::Document doc;
+  doc.Parse(answer.body.c_str());
+  if (!doc.IsObject() || !doc.HasMember("queues")) return ids;
+  for (const auto& q : doc["queues"].GetArray()) {
+    if (q.HasMember("email") && q["email"].GetString() == email) {
+      ids.emplace_back(q["queue_id"].GetString());
+    }
+  }
+  return ids;
+}
+
+std::map<int64_t, std::string> FakeZulip::GroundTruth(const std::string& queue_id) {
+  HttpAnswer answer = ControlGet("/_fake/ground_truth?queue_id=" + queue_id);
+  std::map<int64_t, std::string> events;
+  std::istringstream lines(answer.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    // {"queue_id":"…","id":N,"event":<exact bytes>}
+    size_t id_at = line.find("\"id\":");
+    size_t event_at = line.find(",\"event\":");
+    if (id_at == std::string::npos || event_at == std::string::npos) continue;
+    int64_t id = std::stoll(line.substr(id_at + 5, event_at - id_at - 5));
+    events[id] = line.substr(event_at + 9, line.size() - (event_at + 9) - 1);
+  }
+  return events;
+}
+
+std::vector<ReadRecord> ReadTopics(const std::string& brokers, const std::set<std::string>& topics,
+                                   const std::function<bool(const std::vector<ReadRecord>&)>& want,
+                                   std::chrono::milliseconds timeout) {
+  std::vector<ReadRecord> records;
+  // A rebalance (new topics appearing) makes the group read a partition from the start again;
+  // a record is kept once per (topic, partition, offset), so only real duplicates count.
+  std::set<std::tuple<std::string, int32_t, int64_t>> seen;
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::string group = UniqueTopic("zb.test.reader");
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "1000", errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr, sizeof errstr);
+  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (consumer == nullptr) {
+    ADD_FAILURE() << errstr;
+    return records;
+  }
+  rd_kafka_poll_set_consumer(consumer);
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+  for (const std::string& t : topics) {
+    rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  rd_kafka_subscribe(consumer, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  WaitFor(
+      [&] {
+        rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer, 100);
+        if (msg != nullptr) {
+          if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              seen.emplace(rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset).second) {
+            ReadRecord r;
+            r.topic = rd_kafka_topic_name(msg->rkt);
+            r.partition = msg->partition;
+            r.offset = msg->offset;
+            if (msg->key) r.key = std::string(static_cast<const char*>(msg->key), msg->key_len);
+            r.value.assign(static_cast<const char*>(msg->payload), msg->len);
+            rd_kafka_timestamp_type_t type;
+            r.timestamp_ms = rd_kafka_message_timestamp(msg, &type);
+            rd_kafka_headers_t* headers = nullptr;
+            if (rd_kafka_message_headers(msg, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+              const char* name;
+              const void* value;
+              size_t size;
+              for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                                 RD_KAFKA_RESP_ERR_NO_ERROR;
+                   ++i) {
+                r.headers[name] = std::string(static_cast<const char*>(value), size);
+              }
+            }
+            records.push_back(std::move(r));
+          }
+          rd_kafka_message_destroy(msg);
+        }
+        return want(records);
+      },
+      timeout);
+  rd_kafka_consumer_close(consumer);
+  rd_kafka_destroy(consumer);
+  return records;
+}
+
+}  // namespace zb::testing

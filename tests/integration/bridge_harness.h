@@ -1,0 +1,104 @@
+// What the integration tests need to run the real thing: the fake Zulip server and the bridge
+// as subprocesses over loopback sockets, and a Kafka reader on the real broker that
+// `./dev test` started. Every wait is a condition with a deadline.
+#ifndef ZB_TESTS_INTEGRATION_BRIDGE_HARNESS_H_
+#define ZB_TESTS_INTEGRATION_BRIDGE_HARNESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace zb::testing {
+
+// A child process with its stdout and stderr in `log_path`. Killed (SIGKILL) when destroyed
+// if still running.
+class Subprocess {
+ public:
+  Subprocess(std::vector<std::string> argv, std::string log_path,
+             std::vector<std::string> extra_env = {});
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void Signal(int signo);
+  // Waits for exit; the exit code (128+signal when killed), or nullopt after `timeout`.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string log_path_;
+};
+
+struct HttpAnswer {
+  long status = 0;  // 0: no answer
+  std::string body;
+};
+HttpAnswer HttpGet(const std::string& url);
+HttpAnswer HttpPostJson(const std::string& url, const std::string& json);
+
+// The fake Zulip server as a process (tests/fake_zulip, `fake-zulip`), with its users.
+class FakeZulip {
+ public:
+  struct User {
+    std::string email;
+    std::string api_key;
+  };
+  FakeZulip(const std::string& dir, std::vector<User> users,
+            std::vector<std::string> extra_args = {});
+  std::string site() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  HttpAnswer Control(const std::string& path, const std::string& json = "{}");
+  HttpAnswer ControlGet(const std::string& path);
+  // Pushes `event_json` to every queue of `email`; returns the ids it got, one per queue.
+  std::vector<int64_t> PushEvent(const std::string& email, const std::string& event_json);
+  // Pushes `event_json` to one queue whatever its filters say; returns its id, or -1.
+  int64_t PushEventToQueue(const std::string& queue_id, const std::string& event_json);
+  // Queue ids currently registered for `email`.
+  std::vector<std::string> QueuesOf(const std::string& email);
+  // Every event the server made for `queue_id`: id -> exact event bytes.
+  std::map<int64_t, std::string> GroundTruth(const std::string& queue_id);
+  Subprocess& process() { return *process_; }
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<Subprocess> process_;
+};
+
+// A Kafka record as the tests see it.
+struct ReadRecord {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+  std::optional<std::string> key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+  int64_t timestamp_ms = 0;
+};
+
+// Reads every record of `topics` from the beginning until `want(records so far)` says enough
+// or `timeout` passes. Topics that do not exist yet are waited for.
+std::vector<ReadRecord> ReadTopics(const std::string& brokers, const std::set<std::string>& topics,
+                                   const std::function<bool(const std::vector<ReadRecord>&)>& want,
+                                   std::chrono::milliseconds timeout);
+
+// Path of a built program (ZB_BRIDGE_BIN, ZB_FAKE_ZULIP_BIN).
+std::string BridgeBinary();
+std::string FakeZulipBinary();
+
+// Writes `text` to `path` with mode 0600.
+void WriteFile(const std::string& path, const std::string& text);
+
+}  // namespace zb::testing
+
+#endif  // ZB_TESTS_INTEGRATION_BRIDGE_HARNESS_H_
