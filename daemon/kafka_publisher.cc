@@ -108,10 +108,9 @@ Status ProduceErrorToStatus(rd_kafka_resp_err_t err, std::string_view topic) {
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
       return Status::NotFound(where + ErrorText(err));
     default:
-      if (Classify(err) == DeliveryReport::Outcome::kPermanent) {
-        return Status::InvalidArgument(where + ErrorText(err));
-      }
-      return Status::Unavailable(where + ErrorText(err));
+      // Unavailable is kept for "queue full" alone: the caller waits for deliveries to make
+      // room, and a refusal that deliveries do not cure would stall it.
+      return Status::InvalidArgument(where + ErrorText(err));
   }
 }
 
