@@ -139,7 +139,8 @@ class KafkaPublisher {
   // Copies `record` and queues it. OK: queued; exactly one DeliveryReport with its token will
   // follow. Unavailable("queue full"): librdkafka's queue is at its limit; nothing was kept:
   // pause and produce it again after the next deliveries. InvalidArgument: a record the producer
-  // refuses at once (larger than message.max.bytes, a duplicate token). NotFound: the topic is
+  // refuses at once (larger than message.max.bytes, a duplicate token, any other immediate
+  // refusal: Unavailable never means anything but a full queue). NotFound: the topic is
   // known not to exist. Fatal: the producer is dead (Rebuild()). No report follows an error.
   Status Produce(const KafkaRecord& record);
 
