@@ -49,6 +49,8 @@ bool StderrIsJournal() {
 
 std::string_view LevelName(LogLevel level) {
   switch (level) {
+    case LogLevel::kTrace:
+      return "trace";
     case LogLevel::kDebug:
       return "debug";
     case LogLevel::kInfo:
@@ -63,6 +65,7 @@ std::string_view LevelName(LogLevel level) {
 
 int SyslogPriority(LogLevel level) {
   switch (level) {
+    case LogLevel::kTrace:
     case LogLevel::kDebug:
       return 7;
     case LogLevel::kInfo:

@@ -58,6 +58,16 @@ TEST_F(LogTest, JournalGetsPriorityPrefixAndNoTimestamp) {
   EXPECT_EQ(lines_[0], "<3>level=error msg=\"checkpoint write failed\" path=/var/lib/zb/a.ckpt\n");
 }
 
+TEST_F(LogTest, TraceLinesNameTheirLevelAndMapToSyslogDebug) {
+  Capture(/*journal=*/true);
+  LogOptions options;
+  options.level = LogLevel::kTrace;
+  ConfigureLog(options);
+  Log(LogLevel::kTrace, "chunk");
+  ASSERT_EQ(lines_.size(), 1u);
+  EXPECT_EQ(lines_[0], "<7>level=trace msg=chunk\n");
+}
+
 TEST_F(LogTest, LevelBelowThresholdIsDropped) {
   LogOptions options;
   options.level = LogLevel::kWarn;
@@ -90,6 +100,8 @@ TEST(LogLevelTest, ParsesKnownNamesOnly) {
   EXPECT_EQ(level, LogLevel::kWarn);
   EXPECT_TRUE(ParseLogLevel("debug", &level));
   EXPECT_EQ(level, LogLevel::kDebug);
+  EXPECT_TRUE(ParseLogLevel("trace", &level));
+  EXPECT_EQ(level, LogLevel::kTrace);
   EXPECT_FALSE(ParseLogLevel("verbose", &level));
 }
 
