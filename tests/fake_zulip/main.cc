@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -67,7 +68,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.host = listen.substr(0, colon);
-  options.port = std::stoi(listen.substr(colon + 1));
+  std::string port_text = listen.substr(colon + 1);
+  char* end = nullptr;
+  long port = std::strtol(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port < 0 || port > 65535) {
+    std::cerr << "fake-zulip: --listen wants HOST:PORT, got " << listen << "\n";
+    return 2;
+  }
+  options.port = static_cast<int>(port);
   options.time_scale = time_scale;
   options.seed = seed;
   options.control_interface = !no_control;
