@@ -152,6 +152,24 @@ class FakeZulipTest : public ::testing::Test {
     return reply;
   }
 
+  // A control-interface request with a JSON body (POST) or none (GET).
+  Reply Control(const std::string& method, const std::string& path, const std::string& json = "") {
+    CURL* curl = curl_easy_init();
+    std::string url = server_->url() + path;
+    Reply reply;
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (method == "POST") curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json.c_str());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, CollectBody);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+    EXPECT_EQ(curl_easy_perform(curl), CURLE_OK);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+    curl_easy_cleanup(curl);
+    reply.json.Parse(reply.body.c_str());
+    return reply;
+  }
+
   std::string Register(const std::vector<std::pair<std::string, std::string>>& params = {
                            {"fetch_event_types", "[]"}}) {
     Reply reply = Call("POST", "/api/v1/register", params);
@@ -806,6 +824,52 @@ TEST_F(FakeZulipTest, ControlInterfacePushesEventsAndReportsQueues) {
   EXPECT_EQ(Get(queue_id, -1).EventIds(), std::vector<int64_t>({0}));
   Reply queues = Call("GET", "/_fake/queues", {}, "");
   EXPECT_THAT(queues.body, HasSubstr(queue_id));
+}
+
+TEST_F(FakeZulipTest, ControlInterfaceManagesUsersAndTheRealm) {
+  Reply added =
+      Control("POST", "/_fake/users",
+              R"({"email":"new@example.com","api_key":"newnewnewnewnewnewnewnewnewnew12"})");
+  ASSERT_EQ(added.status, 200) << added.body;
+  std::string auth = "new@example.com:newnewnewnewnewnewnewnewnewnew12";
+  EXPECT_EQ(Call("POST", "/api/v1/register", {}, auth).status, 200);
+  EXPECT_EQ(Control("POST", "/_fake/users/deactivate", R"({"email":"new@example.com"})").status,
+            200);
+  EXPECT_EQ(Call("POST", "/api/v1/register", {}, auth).Str("msg"), "Account is deactivated");
+  EXPECT_EQ(Control("POST", "/_fake/users/reactivate", R"({"email":"new@example.com"})").status,
+            200);
+  EXPECT_EQ(Control("POST", "/_fake/realm/deactivate").status, 200);
+  EXPECT_EQ(Call("POST", "/api/v1/register", {}, auth).Str("msg"),
+            "This organization has been deactivated");
+  EXPECT_EQ(Control("POST", "/_fake/users/deactivate", R"({"email":"nobody@example.com"})").status,
+            404);
+}
+
+TEST_F(FakeZulipTest, ControlInterfaceDrivesTimeAndDropsQueues) {
+  std::string kept = Register({{"queue_lifespan_secs", "86400"}});
+  std::string idle = Register();
+  EXPECT_EQ(Control("POST", "/_fake/time/advance", R"({"seconds":601})").status, 200);
+  // The sweep at +600 found the default-lifespan queue idle for 600 s.
+  EXPECT_FALSE(server_->Queue(idle).has_value());
+  ASSERT_TRUE(server_->Queue(kept).has_value());
+  Reply time = Control("GET", "/_fake/time");
+  EXPECT_NEAR(time.json["now"].GetDouble(), 1'700'000'601, 1e-3);
+  Reply dropped = Control("POST", "/_fake/queues/drop_all");
+  EXPECT_EQ(dropped.Int("dropped"), 1);
+  EXPECT_EQ(Get(kept, -1).Str("code"), "BAD_EVENT_QUEUE_ID");
+}
+
+TEST_F(FakeZulipTest, ControlInterfaceServesTheGroundTruthOfLiveAndDroppedQueues) {
+  std::string queue_id = Register();
+  Push(queue_id, R"({"type":"a"})");
+  Push(queue_id, R"({"type":"b"})");
+  ASSERT_THAT(server_->DropQueue(queue_id), IsOk());
+  Reply truth = Control("GET", "/_fake/ground_truth?queue_id=" + queue_id);
+  EXPECT_EQ(truth.status, 200);
+  EXPECT_EQ(truth.body, "{\"queue_id\":\"" + queue_id + R"(","id":0,"event":{"type":"a","id":0}})" +
+                            "\n{\"queue_id\":\"" + queue_id +
+                            R"(","id":1,"event":{"type":"b","id":1}})" + "\n");
+  EXPECT_EQ(Control("GET", "/_fake/ground_truth?queue_id=never").status, 404);
 }
 
 }  // namespace
