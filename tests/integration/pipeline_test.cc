@@ -307,5 +307,21 @@ TEST_F(PipelineTest, SigtermDuringAStreamExitsZeroAndTheRestartResumesTheSameQue
   StopBridgeCleanly();
 }
 
+TEST_F(PipelineTest, ASecondInstanceOnTheSameStateDirectoryRefusesAndNamesTheHolder) {
+  SetUpWorld({{"alice", "alice-bot@example.com", "aliceKey0123456789abcdefghijklmn"}});
+  StartBridge();
+  WaitForQueues();
+  Subprocess second({BridgeBinary(), "--config", config_path()}, dir_.Sub("second.log"));
+  std::optional<int> code = second.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the second instance kept running\n" << second.Log();
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(second.Log().find("in use by another zulip-bridge (pid " +
+                              std::to_string(bridge_->pid()) + ")"),
+            std::string::npos)
+      << second.Log();
+  EXPECT_TRUE(bridge_->running()) << "the first instance must go on";
+  StopBridgeCleanly();
+}
+
 }  // namespace
 }  // namespace zb::testing
