@@ -1,0 +1,742 @@
+// Account, the per-account state machine, driven the way the daemon drives it: on a real
+// EventLoop (its own thread, timers on a FakeClock), against a scripted FakeHttpTransport, a
+// real CheckpointStore on a FaultyFs in a temp dir, and a real KafkaPublisher on librdkafka's
+// mock cluster. The test stands where the supervisor stands: it commits the store when an
+// account asks (once per loop turn) and hands delivery reports to the account, but only when
+// the test says so, so that it can hold Kafka's acknowledgements back and check that nothing
+// is acknowledged to Zulip before them.
+#include "daemon/account.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "daemon/fs.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_http_transport.h"
+#include "tests/fakes/faulty_fs.h"
+#include "tests/test_support.h"
+
+namespace zb {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::zb::testing::FakeClock;
+using ::zb::testing::FakeHttpTransport;
+using ::zb::testing::FakeResponse;
+using ::zb::testing::FaultyFs;
+using ::zb::testing::IsOk;
+using ::zb::testing::TempDir;
+using ::zb::testing::WaitFor;
+using namespace std::chrono_literals;
+
+constexpr auto kWait = 30s;
+constexpr int32_t kBrokerId = 1;
+constexpr char kAccount[] = "alice";
+constexpr char kSite[] = "https://chat.example.com";
+
+// A mock cluster hosted by a handle of its own, so that the test can take its broker down and
+// up (librdkafka's test.mock.num.brokers hides the cluster inside the producer).
+class MockCluster {
+ public:
+  MockCluster() {
+    char errstr[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof errstr);
+    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    cluster_ = rd_kafka_mock_cluster_new(host_, 1);
+  }
+  ~MockCluster() {
+    rd_kafka_mock_cluster_destroy(cluster_);
+    rd_kafka_destroy(host_);
+  }
+  MockCluster(const MockCluster&) = delete;
+  MockCluster& operator=(const MockCluster&) = delete;
+  std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+  void SetBrokerDown() { rd_kafka_mock_broker_set_down(cluster_, kBrokerId); }
+  void SetBrokerUp() { rd_kafka_mock_broker_set_up(cluster_, kBrokerId); }
+
+ private:
+  rd_kafka_t* host_ = nullptr;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+};
+
+// What one HTTP call was, and what the checkpoint store held durably at the moment it was
+// started: the invariant is about that moment.
+struct CallRecord {
+  HttpTransport::Handle handle = 0;
+  std::string endpoint;  // "register", "events"
+  std::map<std::string, std::string> params;
+  std::optional<Checkpoint> durable;  // the store's committed checkpoint for the account
+  int64_t at_ns = 0;                  // fake clock time of the start
+
+  std::string Param(const std::string& name) const {
+    auto it = params.find(name);
+    return it == params.end() ? "<absent>" : it->second;
+  }
+  int64_t last_event_id() const { return std::stoll(Param("last_event_id")); }
+};
+
+// Forwards to the scripted fake and records every call with the durable checkpoint of the
+// moment. Loop thread only, like every HttpTransport.
+class RecordingTransport final : public HttpTransport {
+ public:
+  RecordingTransport(FakeHttpTransport& fake, const CheckpointStore& store, const Clock& clock)
+      : fake_(fake), store_(store), clock_(clock) {}
+
+  Handle Start(HttpRequest request, HttpCallbacks callbacks) override {
+    CallRecord record;
+    std::string url = request.url;
+    record.endpoint = url.substr(url.rfind('/') + 1);
+    for (const auto& [k, v] : request.query) record.params[k] = v;
+    for (const auto& [k, v] : request.form) record.params[k] = v;
+    StatusOr<Checkpoint> durable = store_.Load(kAccount);
+    if (durable.ok()) record.durable = *durable;
+    record.at_ns = clock_.Now().time_since_epoch().count();
+    record.handle = fake_.Start(std::move(request), std::move(callbacks));
+    records_.push_back(record);
+    return record.handle;
+  }
+  void Pause(Handle handle) override { fake_.Pause(handle); }
+  void Resume(Handle handle) override { fake_.Resume(handle); }
+  void Cancel(Handle handle) override { fake_.Cancel(handle); }
+
+  const std::vector<CallRecord>& records() const { return records_; }
+
+ private:
+  FakeHttpTransport& fake_;
+  const CheckpointStore& store_;
+  const Clock& clock_;
+  std::vector<CallRecord> records_;
+};
+
+std::string RegisterOk(const std::string& queue_id) {
+  return R"({"result":"success","msg":"","queue_id":")" + queue_id +
+         R"(","last_event_id":-1,"zulip_version":"10.2","zulip_feature_level":400,)"
+         R"("event_queue_longpoll_timeout_seconds":90})";
+}
+
+// A typing event with this id: small, routed to zulip.typing.
+std::string Typing(int64_t id) {
+  return R"({"type":"typing","op":"start","id":)" + std::to_string(id) + "}";
+}
+std::string Heartbeat(int64_t id) {
+  return R"({"type":"heartbeat","id":)" + std::to_string(id) + "}";
+}
+
+std::string EventsBody(const std::vector<std::string>& events, const std::string& queue_id) {
+  std::string body = R"({"result":"success","msg":"","events":[)";
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i > 0) body += ',';
+    body += events[i];
+  }
+  return body + R"(],"queue_id":")" + queue_id + "\"}";
+}
+
+FakeResponse Events(const std::vector<std::string>& events, const std::string& queue_id = "q1") {
+  return FakeResponse::Json(200, EventsBody(events, queue_id));
+}
+
+class AccountTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = CheckpointStore::Open(dir_.Sub("state"), fs_);
+    ASSERT_THAT(store, IsOk());
+    store_ = std::move(*store);
+    transport_ = std::make_unique<RecordingTransport>(fake_, *store_, clock_);
+    auto loop = EventLoop::Create(clock_);
+    ASSERT_THAT(loop, IsOk());
+    loop_ = std::move(*loop);
+    loop_thread_ = std::thread([this] { EXPECT_THAT(loop_->Run(), IsOk()); });
+
+    config_.name = kAccount;
+    config_.site = kSite;
+    config_.email = "alice-bot@chat.example.com";
+    config_.api_key = Secret("s3cret-key");
+    router_.site = kSite;
+    router_.bridge_version = "test";
+    backoff_.base = 1s;
+    backoff_.cap = 1s;
+  }
+
+  void TearDown() override {
+    if (loop_) {
+      OnLoop([this] { account_.reset(); });
+      loop_->Stop();
+      loop_thread_.join();
+    }
+    publisher_.reset();
+  }
+
+  void MakePublisher(std::map<std::string, std::string> extra = {}) {
+    KafkaPublisherOptions options;
+    options.brokers = cluster_.bootstraps();
+    options.properties = {{"log_level", "2"},
+                          {"linger.ms", "0"},
+                          // A broker the test brings back up is found again at once.
+                          {"reconnect.backoff.ms", "10"},
+                          {"reconnect.backoff.max.ms", "100"}};
+    for (auto& [k, v] : extra) options.properties[k] = v;
+    options.on_delivery = [this](std::vector<DeliveryReport> batch) {
+      std::lock_guard lock(reports_mu_);
+      for (auto& report : batch) held_.push_back(std::move(report));
+    };
+    options.poll_interval = 20ms;
+    auto publisher = KafkaPublisher::Create(std::move(options));
+    ASSERT_THAT(publisher, IsOk());
+    publisher_ = std::move(*publisher);
+  }
+
+  // Builds the account (and the publisher, unless the test built its own) on the loop thread.
+  void MakeAccount() {
+    if (!publisher_) MakePublisher();
+    AccountEnv env{
+        *loop_, *transport_, *publisher_, *store_, metrics_, clock_, [this](Account& account) {
+          RequestCommit(account);
+        }};
+    OnLoop([&] { account_ = std::make_unique<Account>(config_, router_, backoff_, 0, env); });
+  }
+
+  // As the supervisor does: one commit at the end of the loop turn for every account that
+  // asked, then OnCommitted.
+  void RequestCommit(Account& account) {
+    ++commit_requests_;
+    if (commit_scheduled_) return;
+    commit_scheduled_ = true;
+    loop_->Post([this, &account] {
+      commit_scheduled_ = false;
+      Status committed = store_->Commit();
+      commit_results_.push_back(committed);
+      account.OnCommitted(committed);
+    });
+  }
+
+  // Runs `fn` on the loop thread and waits for it.
+  void OnLoop(std::function<void()> fn) {
+    std::promise<void> done;
+    std::future<void> finished = done.get_future();
+    loop_->Post([&] {
+      fn();
+      done.set_value();
+    });
+    ASSERT_EQ(finished.wait_for(kWait), std::future_status::ready) << "the loop is stuck";
+  }
+
+  // Lets the loop run what is due: scripted HTTP answers, posted commits, due timers (a post
+  // wakes the loop, and each turn runs due timers before posted tasks).
+  void Turn() {
+    for (int i = 0; i < 4; ++i) OnLoop([this] { fake_.Pump(); });
+  }
+
+  void Start(std::optional<Checkpoint> checkpoint = std::nullopt) {
+    OnLoop([&] { account_->Start(checkpoint); });
+    Turn();
+  }
+
+  // Answers the last call made, and lets the account act on it.
+  void Answer(FakeResponse response) {
+    OnLoop([&] { fake_.Reply(fake_.last().handle, std::move(response)); });
+    Turn();
+  }
+
+  void Advance(Clock::Duration d) {
+    clock_.Advance(d);
+    Turn();
+  }
+
+  std::vector<CallRecord> Calls() {
+    std::vector<CallRecord> out;
+    OnLoop([&] { out = transport_->records(); });
+    return out;
+  }
+  CallRecord LastCall() { return Calls().back(); }
+  size_t CallCount() { return Calls().size(); }
+
+  AccountSnapshot Snapshot() {
+    AccountSnapshot s;
+    OnLoop([&] { s = account_->Snapshot(); });
+    return s;
+  }
+
+  // Registers queue `queue_id` and lets the account start its first GET.
+  void RegisterQueue(const std::string& queue_id = "q1") {
+    Start();
+    ASSERT_EQ(LastCall().endpoint, "register");
+    Answer(FakeResponse::Json(200, RegisterOk(queue_id)));
+    ASSERT_EQ(LastCall().endpoint, "events");
+  }
+
+  size_t HeldCount() {
+    std::lock_guard lock(reports_mu_);
+    return held_.size();
+  }
+  // Waits until Kafka has reported `n` records (the test holds them back).
+  bool WaitForReports(size_t n) {
+    return WaitFor([&] { return HeldCount() >= n; }, kWait);
+  }
+  // Hands the held reports whose token is in `tokens` (all, when empty) to the account, as
+  // the supervisor does, then lets the loop act on them.
+  void Deliver(std::set<uint64_t> tokens = {}) {
+    std::vector<DeliveryReport> now;
+    {
+      std::lock_guard lock(reports_mu_);
+      for (auto it = held_.begin(); it != held_.end();) {
+        if (tokens.empty() || tokens.count(it->token)) {
+          now.push_back(*it);
+          it = held_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    OnLoop([&] {
+      for (const DeliveryReport& report : now) account_->OnDelivery(report);
+      account_->OnProducerRoom();
+    });
+    Turn();
+  }
+
+  // Every held report is a delivery (the mock broker took the record).
+  bool AllHeldDelivered() {
+    std::lock_guard lock(reports_mu_);
+    for (const auto& report : held_) {
+      if (report.outcome != DeliveryReport::Outcome::kDelivered) return false;
+    }
+    return true;
+  }
+
+  uint64_t QueuesLost() {
+    return metrics_
+        .GetCounter("zb_queues_lost_total", "Event queues Zulip no longer had (a gap)",
+                    {{"account", kAccount}})
+        .value();
+  }
+
+  // Checks the one invariant over every GET made so far: its last_event_id was durable in
+  // the store, for that very queue, when the GET started.
+  void ExpectEveryGetSentOnlyDurableWatermarks() {
+    for (const CallRecord& call : Calls()) {
+      if (call.endpoint != "events") continue;
+      ASSERT_TRUE(call.durable.has_value()) << "GET before any checkpoint was durable";
+      EXPECT_EQ(call.durable->queue_id, call.Param("queue_id"));
+      EXPECT_EQ(call.durable->watermark, call.last_event_id())
+          << "GET sent a watermark the disk did not hold";
+    }
+  }
+
+  TempDir dir_;
+  PosixFs posix_fs_;
+  FaultyFs fs_{posix_fs_};
+  FakeClock clock_;
+  FakeHttpTransport fake_;
+  MockCluster cluster_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<CheckpointStore> store_;
+  std::unique_ptr<RecordingTransport> transport_;
+  std::unique_ptr<EventLoop> loop_;
+  std::thread loop_thread_;
+  std::unique_ptr<KafkaPublisher> publisher_;
+  std::unique_ptr<Account> account_;
+
+  AccountConfig config_;
+  EventRouterOptions router_;
+  BackoffPolicy backoff_;
+
+  // Loop thread only.
+  bool commit_scheduled_ = false;
+  int commit_requests_ = 0;
+  std::vector<Status> commit_results_;
+
+  std::mutex reports_mu_;
+  std::vector<DeliveryReport> held_;  // guarded by reports_mu_
+};
+
+TEST_F(AccountTest, RegisterSendsEveryArgumentExplicitly) {
+  config_.event_types = std::vector<std::string>{"message", "typing"};
+  config_.fetch_event_types = {"message", "realm"};
+  config_.narrow = {{"channel", "general"}};
+  config_.all_public_streams = true;
+  config_.apply_markdown = true;
+  config_.client_gravatar = false;
+  config_.slim_presence = true;
+  config_.client_capabilities = {{"notification_settings_null", true},
+                                 {"bulk_message_deletion", false}};
+  config_.queue_lifespan_secs = 3600;
+  MakeAccount();
+  Start();
+
+  ASSERT_EQ(CallCount(), 1u);
+  CallRecord reg = LastCall();
+  EXPECT_EQ(reg.endpoint, "register");
+  EXPECT_EQ(reg.Param("event_types"), R"(["message","typing"])");
+  EXPECT_EQ(reg.Param("fetch_event_types"), R"(["message","realm"])");
+  EXPECT_EQ(reg.Param("narrow"), R"([["channel","general"]])");
+  EXPECT_EQ(reg.Param("all_public_streams"), "true");
+  EXPECT_EQ(reg.Param("apply_markdown"), "true");
+  EXPECT_EQ(reg.Param("client_gravatar"), "false");
+  EXPECT_EQ(reg.Param("slim_presence"), "true");
+  EXPECT_EQ(reg.Param("client_capabilities"),
+            R"({"bulk_message_deletion":false,"notification_settings_null":true})");
+  EXPECT_EQ(reg.Param("queue_lifespan_secs"), "3600");
+}
+
+TEST_F(AccountTest, RegisterLeavesEventTypesOutWhenEveryTypeIsWanted) {
+  MakeAccount();
+  Start();
+  CallRecord reg = LastCall();
+  EXPECT_EQ(reg.Param("event_types"), "<absent>");
+  // The others are still explicit, defaults included.
+  EXPECT_EQ(reg.Param("narrow"), "[]");
+  EXPECT_EQ(reg.Param("client_gravatar"), "false");
+  EXPECT_EQ(reg.Param("queue_lifespan_secs"), "604800");
+}
+
+TEST_F(AccountTest, NewQueueIsDurableBeforeItsFirstGetWhichSendsMinusOne) {
+  MakeAccount();
+  Start();
+  EXPECT_FALSE(store_->Load(kAccount).ok()) << "nothing durable before the register answers";
+  Answer(FakeResponse::Json(200, RegisterOk("q-new")));
+
+  std::vector<CallRecord> calls = Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  const CallRecord& get = calls[1];
+  EXPECT_EQ(get.endpoint, "events");
+  EXPECT_EQ(get.Param("queue_id"), "q-new");
+  EXPECT_EQ(get.Param("last_event_id"), "-1");
+  ASSERT_TRUE(get.durable.has_value()) << "the first GET started before the queue was durable";
+  EXPECT_EQ(get.durable->queue_id, "q-new");
+  EXPECT_EQ(get.durable->watermark, -1);
+  EXPECT_EQ(get.durable->site, kSite);
+}
+
+TEST_F(AccountTest, AcknowledgesOnlyWhatKafkaAcknowledgedAndTheDiskHolds) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), Typing(1), Typing(2)}));
+  // Tokens are the account's slot (0) and a sequence in the order produced: event k -> k.
+  ASSERT_TRUE(WaitForReports(3));
+  ASSERT_TRUE(AllHeldDelivered());
+  Turn();
+  EXPECT_EQ(CallCount(), 2u) << "polled again before Kafka's acknowledgements reached it";
+  EXPECT_EQ(Snapshot().state, AccountState::kDraining);
+
+  // Later events acknowledged first: the prefix is not settled, so nothing moves.
+  Deliver({1, 2});
+  EXPECT_EQ(CallCount(), 2u) << "acknowledged past an event Kafka had not acknowledged";
+  EXPECT_EQ(store_->Load(kAccount)->watermark, -1);
+
+  Deliver({0});
+  std::vector<CallRecord> calls = Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[2].Param("last_event_id"), "2");
+  EXPECT_EQ(calls[2].Param("queue_id"), "q1");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+  EXPECT_EQ(Snapshot().durable_watermark, 2);
+}
+
+TEST_F(AccountTest, DoesNotAcknowledgeWhileKafkaIsDown) {
+  cluster_.SetBrokerDown();
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), Typing(1)}));
+  EXPECT_EQ(Snapshot().in_flight, 2u);
+  // The records sit in librdkafka: no report, so no acknowledgement, however long it takes.
+  Advance(10min);
+  Deliver();
+  EXPECT_EQ(CallCount(), 2u);
+  EXPECT_EQ(store_->Load(kAccount)->watermark, -1);
+
+  cluster_.SetBrokerUp();
+  ASSERT_TRUE(WaitForReports(2));
+  ASSERT_TRUE(AllHeldDelivered());
+  Deliver();
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, HeartbeatOnlyResponseAdvancesAfterTheCommit) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Heartbeat(0)}));
+
+  EXPECT_EQ(Snapshot().in_flight, 0u) << "a heartbeat was produced";
+  EXPECT_EQ(publisher_->InFlight(), 0u);
+  std::vector<CallRecord> calls = Calls();
+  ASSERT_EQ(calls.size(), 3u) << "a heartbeat must settle at once, without Kafka";
+  EXPECT_EQ(calls[2].Param("last_event_id"), "0");
+  ASSERT_TRUE(calls[2].durable.has_value());
+  EXPECT_EQ(calls[2].durable->watermark, 0) << "heartbeat advance sent before it was durable";
+  EXPECT_EQ(HeldCount(), 0u);
+}
+
+TEST_F(AccountTest, HeartbeatAfterAnUnacknowledgedEventWaitsForIt) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), Heartbeat(1)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Turn();
+  EXPECT_EQ(CallCount(), 2u) << "the heartbeat's id passed an unacknowledged event";
+  EXPECT_EQ(Snapshot().in_flight, 1u) << "only the typing event goes to Kafka";
+
+  Deliver();
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, WatermarkFollowsTheIdsReceivedWhenIdsSkip) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), Typing(1), Typing(5)}));
+  ASSERT_TRUE(WaitForReports(3));
+  Deliver();
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "5");
+
+  Answer(Events({Typing(9)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  ASSERT_EQ(CallCount(), 4u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "9");
+
+  std::vector<int64_t> sent;
+  for (const CallRecord& call : Calls()) {
+    if (call.endpoint == "events") sent.push_back(call.last_event_id());
+  }
+  EXPECT_THAT(sent, ElementsAre(-1, 5, 9)) << "an id not received was sent";
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, FailedCheckpointWriteStopsAcknowledgingUntilACommitSucceeds) {
+  MakeAccount();
+  RegisterQueue();
+  fs_.FailNth(FaultyFs::Op::kWrite, 1);
+  Answer(Events({Typing(0), Typing(1)}));
+  ASSERT_TRUE(WaitForReports(2));
+  Deliver();
+
+  ASSERT_FALSE(commit_results_.empty());
+  EXPECT_FALSE(commit_results_.back().ok());
+  EXPECT_EQ(fs_.failures(), 1);
+  EXPECT_EQ(CallCount(), 2u) << "acknowledged a watermark whose commit failed";
+  EXPECT_EQ(store_->Load(kAccount)->watermark, -1);
+  AccountSnapshot failed = Snapshot();
+  EXPECT_EQ(failed.durable_watermark, -1);
+  EXPECT_THAT(failed.last_error, HasSubstr("Input/output error"));
+
+  // The retry of the commit comes after a backoff (at most the 1 s cap) and succeeds.
+  Advance(1s);
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_TRUE(commit_results_.back().ok());
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, FailedCheckpointSyncStopsAcknowledgingUntilACommitSucceeds) {
+  MakeAccount();
+  RegisterQueue();
+  // Fails this sync and the retry's too: two failed commits, then a good one.
+  fs_.FailNth(FaultyFs::Op::kSyncFile, 1, /*sticky=*/true);
+  Answer(Events({Typing(0)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  EXPECT_EQ(CallCount(), 2u);
+  Advance(1s);
+  EXPECT_EQ(CallCount(), 2u) << "acknowledged while the disk still refused the checkpoint";
+  EXPECT_GE(std::count_if(commit_results_.begin(), commit_results_.end(),
+                          [](const Status& s) { return !s.ok(); }),
+            2);
+  EXPECT_EQ(store_->Load(kAccount)->watermark, -1);
+
+  fs_.Heal();
+  Advance(1s);
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "0");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, LostQueueReRegistersAndStartsTheNewQueueFromMinusOne) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({Typing(0), Typing(1), Typing(2)}));
+  ASSERT_TRUE(WaitForReports(3));
+  Deliver();
+  ASSERT_EQ(LastCall().Param("last_event_id"), "2");
+
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  EXPECT_EQ(QueuesLost(), 1u);
+
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  CallRecord get = LastCall();
+  ASSERT_EQ(get.endpoint, "events");
+  EXPECT_EQ(get.Param("queue_id"), "q2");
+  EXPECT_EQ(get.Param("last_event_id"), "-1") << "an old watermark was sent to a new queue";
+  ASSERT_TRUE(get.durable.has_value());
+  EXPECT_EQ(get.durable->queue_id, "q2");
+  EXPECT_EQ(get.durable->watermark, -1);
+
+  // The new queue's ids start over: its first event settles from -1.
+  Answer(Events({Typing(0)}, "q2"));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  EXPECT_EQ(LastCall().Param("last_event_id"), "0");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, UnauthorizedRegisterParksTheAccountWithTheServersReason) {
+  MakeAccount();
+  Start();
+  Answer(FakeResponse::Json(401,
+                            R"({"result":"error","msg":"Invalid API key","code":"UNAUTHORIZED"})"));
+  AccountSnapshot parked = Snapshot();
+  EXPECT_EQ(parked.state, AccountState::kParked);
+  EXPECT_THAT(parked.parked_reason, HasSubstr("Invalid API key"));
+  EXPECT_THAT(parked.parked_reason, ::testing::Not(HasSubstr("s3cret-key")));
+
+  Advance(1h);
+  EXPECT_EQ(CallCount(), 1u) << "a parked account made another request";
+  EXPECT_EQ(Snapshot().state, AccountState::kParked);
+}
+
+TEST_F(AccountTest, RateLimitedPollWaitsRetryAfterToTheFraction) {
+  MakeAccount();
+  RegisterQueue();
+  FakeResponse limited = FakeResponse::Json(
+      429,
+      R"({"result":"error","msg":"API usage exceeded rate limit","code":"RATE_LIMIT_HIT","retry-after":2.5})");
+  limited.head.retry_after = "2.5";
+  Answer(std::move(limited));
+  const int64_t limited_at = LastCall().at_ns;
+
+  Advance(2499ms);
+  EXPECT_EQ(CallCount(), 2u) << "retried before Retry-After passed";
+  Advance(1ms);
+  std::vector<CallRecord> calls = Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_GE(calls[2].at_ns - limited_at, std::chrono::nanoseconds(2500ms).count());
+  EXPECT_EQ(calls[2].endpoint, "events");
+  EXPECT_EQ(calls[2].Param("queue_id"), "q1");
+  EXPECT_EQ(calls[2].Param("last_event_id"), "-1");
+}
+
+TEST_F(AccountTest, ServerErrorBacksOffAndRetriesTheSameQueue) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  ASSERT_EQ(CallCount(), 3u);
+
+  Answer(FakeResponse::Json(502, "<html>502 Bad Gateway</html>"));
+  EXPECT_EQ(Snapshot().state, AccountState::kBackingOff);
+  EXPECT_EQ(CallCount(), 3u) << "retried without backing off";
+
+  Advance(1s);  // the backoff cap
+  std::vector<CallRecord> calls = Calls();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[3].endpoint, "events") << "a 5xx must not re-register";
+  EXPECT_EQ(calls[3].Param("queue_id"), "q1");
+  EXPECT_EQ(calls[3].Param("last_event_id"), "0");
+  EXPECT_EQ(QueuesLost(), 0u);
+}
+
+TEST_F(AccountTest, ResumesTheCheckpointedQueueWithoutRegistering) {
+  Checkpoint saved;
+  saved.site = kSite;
+  saved.queue_id = "q-old";
+  saved.watermark = 41;
+  store_->Stage(kAccount, saved);
+  ASSERT_THAT(store_->Commit(), IsOk());
+  MakeAccount();
+  Start(*store_->Load(kAccount));
+
+  std::vector<CallRecord> calls = Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].endpoint, "events") << "resumed by registering anew";
+  EXPECT_EQ(calls[0].Param("queue_id"), "q-old");
+  EXPECT_EQ(calls[0].Param("last_event_id"), "41");
+
+  Answer(Events({Typing(42)}, "q-old"));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  EXPECT_EQ(LastCall().Param("last_event_id"), "42");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, CheckpointOfAnotherSiteRegistersAnew) {
+  Checkpoint saved;
+  saved.site = "https://other.example.com";
+  saved.queue_id = "q-other";
+  saved.watermark = 7;
+  MakeAccount();
+  Start(saved);
+  CallRecord first = LastCall();
+  EXPECT_EQ(first.endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q1")));
+  EXPECT_EQ(LastCall().Param("last_event_id"), "-1");
+}
+
+TEST_F(AccountTest, FullKafkaQueuePausesTheTransferAndResumesIt) {
+  // One record fits in librdkafka's queue, and the broker is down so that it stays there.
+  cluster_.SetBrokerDown();
+  MakePublisher({{"queue.buffering.max.messages", "1"}});
+  MakeAccount();
+  RegisterQueue();
+  HttpTransport::Handle get = LastCall().handle;
+  Answer(Events({Typing(0), Typing(1), Typing(2)}));
+
+  bool paused = false, done = false;
+  OnLoop([&] {
+    paused = fake_.call(get).paused;
+    done = fake_.call(get).done;
+  });
+  EXPECT_TRUE(paused) << "the transfer went on although Kafka's queue was full";
+  EXPECT_FALSE(done);
+  EXPECT_EQ(Snapshot().in_flight, 1u);
+  EXPECT_EQ(Snapshot().state, AccountState::kPolling);
+
+  // Each delivery makes room for one more record: the transfer resumes, pauses, resumes.
+  cluster_.SetBrokerUp();
+  for (size_t delivered = 1; delivered <= 3; ++delivered) {
+    ASSERT_TRUE(WaitForReports(1)) << "record " << delivered;
+    Deliver();
+  }
+  OnLoop([&] {
+    paused = fake_.call(get).paused;
+    done = fake_.call(get).done;
+  });
+  EXPECT_FALSE(paused);
+  EXPECT_TRUE(done);
+  // Every event produced once: three records, and the next GET acknowledges all of them.
+  EXPECT_EQ(metrics_
+                .GetCounter("zb_events_published_total", "Events Kafka acknowledged",
+                            {{"account", kAccount}})
+                .value(),
+            3u);
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "2");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+}  // namespace
+}  // namespace zb
