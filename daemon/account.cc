@@ -178,7 +178,12 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       backoff_(backoff_policy, env_.clock, std::random_device{}()),
       metrics_(std::make_unique<Metrics>(env_.metrics, config.name)) {}
 
-Account::~Account() { Stop(); }
+Account::~Account() {
+  Stop();
+  // Stop() keeps the re-produce timer so that held records still settle at shutdown; an
+  // account that goes away (a reload removed it) must not leave it to fire on freed memory.
+  env_.loop.CancelTimer(reproduce_timer_);
+}
 
 void Account::SetState(AccountState state) { state_ = state; }
 
@@ -257,6 +262,9 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
   }
   backoff_.Reset();
   ++generation_;
+  // A queue id already set means this registration replaces a lost queue, including one
+  // resumed from a checkpoint (generation_ counts only the queues registered in this run).
+  const bool replaces_queue = !queue_id_.empty();
   queue_id_ = result.queue_id;
   registered_at_unix_ms_ = WallMillis(env_.clock);
   feature_level_ = result.zulip_feature_level;
@@ -265,7 +273,7 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
   // the register window arrive as events (FACTS §2.2).
   watermark_ = Watermark(-1);
   durable_watermark_ = -1;
-  metrics_->Registrations(generation_ == 1 ? "start" : "queue_lost").Inc();
+  metrics_->Registrations(replaces_queue ? "queue_lost" : "start").Inc();
   LogAccount(LogLevel::kInfo, name(), "event queue registered",
              {{"queue_id", queue_id_},
               {"zulip_version", result.zulip_version},

@@ -639,6 +639,22 @@ TEST_F(AccountTest, RateLimitedPollWaitsRetryAfterToTheFraction) {
   EXPECT_EQ(calls[2].Param("last_event_id"), "-1");
 }
 
+TEST_F(AccountTest, RateLimitedRegisterWaitsRetryAfterToTheFraction) {
+  MakeAccount();
+  Start();
+  FakeResponse limited = FakeResponse::Json(
+      429,
+      R"({"result":"error","msg":"API usage exceeded rate limit","code":"RATE_LIMIT_HIT","retry-after":2.5})");
+  limited.head.retry_after = "2.5";
+  Answer(std::move(limited));
+
+  Advance(2499ms);
+  EXPECT_EQ(CallCount(), 1u) << "registered again before Retry-After passed";
+  Advance(1ms);
+  ASSERT_EQ(CallCount(), 2u);
+  EXPECT_EQ(LastCall().endpoint, "register");
+}
+
 TEST_F(AccountTest, ServerErrorBacksOffAndRetriesTheSameQueue) {
   MakeAccount();
   RegisterQueue();
@@ -694,6 +710,87 @@ TEST_F(AccountTest, CheckpointOfAnotherSiteRegistersAnew) {
   EXPECT_EQ(first.endpoint, "register");
   Answer(FakeResponse::Json(200, RegisterOk("q1")));
   EXPECT_EQ(LastCall().Param("last_event_id"), "-1");
+}
+
+TEST_F(AccountTest, RecordKafkaDidNotTakeIsProducedAgainAndHoldsTheWatermark) {
+  // The broker is down and records time out in librdkafka: their reports are failures.
+  cluster_.SetBrokerDown();
+  MakePublisher({{"message.timeout.ms", "300"}});
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), Typing(1)}));
+  ASSERT_TRUE(WaitForReports(2));
+  ASSERT_FALSE(AllHeldDelivered());
+  Deliver();
+  EXPECT_EQ(CallCount(), 2u) << "acknowledged events Kafka did not take";
+  AccountSnapshot failed = Snapshot();
+  EXPECT_EQ(failed.in_flight, 2u);
+  EXPECT_THAT(failed.last_error, HasSubstr("TIMED_OUT"));
+
+  // Once the broker is back, the account's re-produce timer (on the loop's clock) hands the
+  // held records to Kafka again; a record that times out again is produced again.
+  cluster_.SetBrokerUp();
+  for (int round = 0; round < 50 && CallCount() == 2u; ++round) {
+    Advance(1s);
+    ASSERT_TRUE(WaitForReports(1)) << "round " << round;
+    Deliver();
+  }
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  EXPECT_GE(metrics_
+                .GetCounter("zb_records_reproduced_total",
+                            "Records produced again after Kafka could not take them",
+                            {{"account", kAccount}})
+                .value(),
+            2u);
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, DestroyingAnAccountLeavesNoTimerBehind) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0)}));
+  ASSERT_TRUE(WaitForReports(1));
+  // A failed report arms the account's re-produce timer.
+  DeliveryReport failed;
+  failed.token = 0;
+  failed.outcome = DeliveryReport::Outcome::kRetryable;
+  failed.error = "Local: Message timed out";
+  OnLoop([&] { account_->OnDelivery(failed); });
+
+  // Removed (a reload that drops it) while the loop goes on: a timer left behind would call
+  // into freed memory when it fires.
+  size_t pending = 1;
+  OnLoop([&] {
+    account_.reset();
+    pending = loop_->PendingTimersForTest();
+  });
+  EXPECT_EQ(pending, 0u);
+  Advance(2s);
+}
+
+TEST_F(AccountTest, LosingAResumedQueueCountsAsAQueueLostRegistration) {
+  Checkpoint saved;
+  saved.site = kSite;
+  saved.queue_id = "q-old";
+  saved.watermark = 41;
+  MakeAccount();
+  Start(saved);
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q-old","code":"BAD_EVENT_QUEUE_ID","queue_id":"q-old"})"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  EXPECT_EQ(LastCall().Param("last_event_id"), "-1");
+  EXPECT_EQ(QueuesLost(), 1u);
+  auto registrations = [&](const std::string& reason) {
+    return metrics_
+        .GetCounter("zb_registrations_total", "Event queues registered, by reason",
+                    {{"account", kAccount}, {"reason", reason}})
+        .value();
+  };
+  EXPECT_EQ(registrations("queue_lost"), 1u);
+  EXPECT_EQ(registrations("start"), 0u);
 }
 
 TEST_F(AccountTest, FullKafkaQueuePausesTheTransferAndResumesIt) {
