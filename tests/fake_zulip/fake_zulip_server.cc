@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -11,6 +13,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <unordered_map>
 
@@ -101,6 +104,32 @@ std::string QueueInfoJson(const QueueInfo& q) {
 
 }  // namespace
 
+namespace {
+constexpr std::pair<FaultRule::Kind, const char*> kFaultNames[] = {
+    {FaultRule::Kind::k500, "500"},
+    {FaultRule::Kind::k502, "502"},
+    {FaultRule::Kind::k429, "429"},
+    {FaultRule::Kind::kSlow, "slow"},
+    {FaultRule::Kind::kTruncatedJson, "truncated_json"},
+    {FaultRule::Kind::kReset, "reset"},
+    {FaultRule::Kind::kCloseMidBody, "close_mid_body"},
+};
+}  // namespace
+
+StatusOr<FaultRule::Kind> ParseFaultKind(std::string_view name) {
+  for (const auto& [kind, text] : kFaultNames) {
+    if (name == text) return kind;
+  }
+  return Status::InvalidArgument("unknown fault kind \"" + std::string(name) + "\"");
+}
+
+std::string FaultKindName(FaultRule::Kind kind) {
+  for (const auto& [k, text] : kFaultNames) {
+    if (k == kind) return text;
+  }
+  return "?";
+}
+
 struct FakeZulipServer::Impl {
   FakeZulipServer* owner = nullptr;
   event_base* base = nullptr;
@@ -130,9 +159,36 @@ struct FakeZulipServer::Impl {
   };
   std::unordered_map<uint64_t, std::unique_ptr<CloseWatch>> close_watches;
 
+  // Fault injection.
+  std::vector<FaultRule> faults;
+  std::mt19937_64 fault_rng{1};
+  // Parked GETs whose answer, when it comes, must be spoilt this way.
+  std::unordered_map<uint64_t, FaultRule::Kind> response_faults;
+  // Connections to break on the next loop turn, never inside their own request callback
+  // (libevent still uses the connection after the callback returns). Each is kept in `parked`
+  // meanwhile, so that a client that goes away first is forgotten cleanly.
+  enum class Break { kClose, kReset, kCloseMidBody };
+  struct PendingBreak {
+    uint64_t handler_id;
+    Break how;
+    std::string body;
+  };
+  std::vector<PendingBreak> breaks;
+  event* break_event = nullptr;
+  // Requests held back by a kSlow fault.
+  struct SlowRequest {
+    Impl* impl;
+    evhttp_request* req;
+    event* ev;
+  };
+  std::unordered_map<SlowRequest*, std::unique_ptr<SlowRequest>> slow;
+
   ~Impl() {
     for (auto& [id, watch] : close_watches) event_free(watch->ev);
     close_watches.clear();
+    for (auto& [raw, request] : slow) event_free(request->ev);
+    slow.clear();
+    if (break_event) event_free(break_event);
     if (http) evhttp_free(http);
     if (task_event) event_free(task_event);
     if (timer_event) event_free(timer_event);
@@ -190,6 +246,7 @@ struct FakeZulipServer::Impl {
     if (it == self->parked.end()) return;
     evhttp_request* req = it->second;
     self->parked.erase(it);
+    self->response_faults.erase(handler_id);
     evhttp_connection* connection = evhttp_request_get_connection(req);
     if (connection) self->parked_by_connection.erase(connection);
     self->core->HandlerClosed(handler_id);
@@ -227,6 +284,8 @@ struct FakeZulipServer::Impl {
                          : response.status == 401 ? "Unauthorized"
                          : response.status == 404 ? "Not Found"
                          : response.status == 429 ? "Too Many Requests"
+                         : response.status == 500 ? "Internal Server Error"
+                         : response.status == 502 ? "Bad Gateway"
                                                   : "Error";
     evhttp_send_reply(req, response.status, reason, body);
     evbuffer_free(body);
@@ -237,12 +296,119 @@ struct FakeZulipServer::Impl {
     auto it = parked.find(handler_id);
     if (it == parked.end()) return;
     evhttp_request* req = it->second;
-    parked.erase(it);
     StopWatching(handler_id);
+    std::optional<FaultRule::Kind> fault;
+    if (auto f = response_faults.find(handler_id); f != response_faults.end()) {
+      fault = f->second;
+      response_faults.erase(f);
+    }
+    if (fault == FaultRule::Kind::kReset || fault == FaultRule::Kind::kCloseMidBody) {
+      // Stays in `parked` until the break.
+      ScheduleBreak(handler_id,
+                    fault == FaultRule::Kind::kReset ? Break::kReset : Break::kCloseMidBody,
+                    std::move(response.body));
+      return;
+    }
+    parked.erase(it);
     if (evhttp_connection* connection = evhttp_request_get_connection(req)) {
       parked_by_connection.erase(connection);
     }
+    if (fault == FaultRule::Kind::kTruncatedJson) response.body.resize(response.body.size() / 2);
     Send(req, response);
+  }
+
+  void ScheduleBreak(uint64_t handler_id, Break how, std::string body) {
+    breaks.push_back({handler_id, how, std::move(body)});
+    event_active(break_event, EV_READ, 0);
+  }
+
+  // Keeps `req` (not parked in the core) where ConnectionClosed finds it, until its break.
+  void HoldForBreak(evhttp_request* req, uint64_t handler_id, Break how, std::string body) {
+    parked[handler_id] = req;
+    evhttp_connection* connection = evhttp_request_get_connection(req);
+    parked_by_connection[connection] = handler_id;
+    evhttp_connection_set_closecb(connection, &Impl::OnConnectionClose, this);
+    ScheduleBreak(handler_id, how, std::move(body));
+  }
+
+  static void OnBreaks(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    std::vector<PendingBreak> batch;
+    batch.swap(self->breaks);
+    for (auto& pending : batch) self->BreakConnection(pending);
+  }
+
+  void BreakConnection(const PendingBreak& pending) {
+    auto it = parked.find(pending.handler_id);
+    if (it == parked.end()) return;  // the client went away first
+    evhttp_request* req = it->second;
+    parked.erase(it);
+    response_faults.erase(pending.handler_id);
+    StopWatching(pending.handler_id);
+    evhttp_connection* connection = evhttp_request_get_connection(req);
+    if (connection == nullptr) return;
+    parked_by_connection.erase(connection);
+    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(connection));
+    if (fd >= 0 && pending.how == Break::kCloseMidBody) {
+      std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                        std::to_string(pending.body.size()) + "\r\n\r\n" +
+                        pending.body.substr(0, pending.body.size() / 2);
+      WriteAll(fd, out);
+    }
+    if (fd >= 0 && pending.how == Break::kReset) {
+      // libevent shuts the socket down (a FIN) before closing it, and a client would read
+      // that as a clean end. So the socket is moved off libevent's descriptor, which gets a
+      // fresh unconnected socket to close, and closed here with SO_LINGER 0: an RST alone.
+      int socket_copy = dup(fd);
+      int dummy = socket(AF_INET, SOCK_STREAM, 0);
+      if (socket_copy >= 0 && dummy >= 0) {
+        dup2(dummy, fd);
+        linger hard{1, 0};
+        setsockopt(socket_copy, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+      }
+      if (dummy >= 0) close(dummy);
+      if (socket_copy >= 0) close(socket_copy);
+    }
+    evhttp_connection_free(connection);  // frees `req` with it
+  }
+
+  // Blocking write of a small answer on a non-blocking socket (a fault, so not a hot path).
+  static void WriteAll(int fd, std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        data.remove_prefix(static_cast<size_t>(n));
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        pollfd p{fd, POLLOUT, 0};
+        if (poll(&p, 1, 5000) <= 0) return;
+      } else {
+        return;
+      }
+    }
+  }
+
+  std::optional<FaultRule> PickFault(const std::string& path) {
+    for (size_t i = 0; i < faults.size(); ++i) {
+      FaultRule& rule = faults[i];
+      if (!path.starts_with(rule.path_prefix)) continue;
+      if (rule.probability < 1 &&
+          std::uniform_real_distribution<double>(0, 1)(fault_rng) >= rule.probability) {
+        continue;
+      }
+      FaultRule fired = rule;
+      if (rule.count > 0 && --rule.count == 0) faults.erase(faults.begin() + static_cast<long>(i));
+      return fired;
+    }
+    return std::nullopt;
+  }
+
+  static void OnSlow(evutil_socket_t, short, void* arg) {
+    auto* request = static_cast<SlowRequest*>(arg);
+    Impl* self = request->impl;
+    evhttp_request* req = request->req;
+    event_free(request->ev);
+    self->slow.erase(request);  // frees `request`
+    self->HandleApi(req, std::nullopt);
   }
 
   void ConnectionClosed(evhttp_connection* connection) {
@@ -254,6 +420,7 @@ struct FakeZulipServer::Impl {
     if (req == parked.end()) return;
     evhttp_request* request = req->second;
     parked.erase(req);
+    response_faults.erase(handler_id);
     StopWatching(handler_id);
     if (!stopping) core->HandlerClosed(handler_id);
     // libevent detaches a request whose client went away and leaves it to us; answering a
@@ -274,7 +441,6 @@ struct FakeZulipServer::Impl {
     size_t length = evbuffer_get_length(input);
     std::string body(length, '\0');
     if (length) evbuffer_copyout(input, body.data(), length);
-    evkeyvalq* in_headers = evhttp_request_get_input_headers(req);
 
     if (request.path.starts_with("/_fake/")) {
       if (!owner->options_.control_interface) {
@@ -289,6 +455,65 @@ struct FakeZulipServer::Impl {
       return;
     }
 
+    if (std::optional<FaultRule> fault = PickFault(request.path)) {
+      switch (fault->kind) {
+        case FaultRule::Kind::k500:
+          Send(req, {500,
+                     R"({"result":"error","msg":"Internal server error","code":"BAD_REQUEST"})",
+                     {}});
+          return;
+        case FaultRule::Kind::k502:
+          Send(req,
+               {502,
+                "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+                "</body>\r\n</html>\r\n",
+                {}},
+               "text/html");
+          return;
+        case FaultRule::Kind::k429: {
+          char secs[64];
+          std::snprintf(secs, sizeof secs, "%.17g",
+                        fault->delay_secs > 0 ? fault->delay_secs : 1.0);
+          Send(req, {429,
+                     std::string(R"({"result":"error","msg":"API usage exceeded rate limit",)"
+                                 R"("code":"RATE_LIMIT_HIT","retry-after":)") +
+                         secs + "}",
+                     {{"Retry-After", secs}}});
+          return;
+        }
+        case FaultRule::Kind::kSlow: {
+          auto request = std::make_unique<SlowRequest>(SlowRequest{this, req, nullptr});
+          request->ev = evtimer_new(base, &Impl::OnSlow, request.get());
+          double delay = fault->delay_secs > 0 ? fault->delay_secs : 0;
+          timeval tv;
+          tv.tv_sec = static_cast<time_t>(delay);
+          tv.tv_usec = static_cast<suseconds_t>((delay - std::floor(delay)) * 1e6);
+          evtimer_add(request->ev, &tv);
+          SlowRequest* key = request.get();
+          slow[key] = std::move(request);
+          return;
+        }
+        default:
+          return HandleApi(req, fault->kind);
+      }
+    }
+    HandleApi(req, std::nullopt);
+  }
+
+  // An API request, answered (or parked) by the core; `fault` spoils the answer.
+  void HandleApi(evhttp_request* req, std::optional<FaultRule::Kind> fault) {
+    const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+    const char* path = uri ? evhttp_uri_get_path(uri) : nullptr;
+    ApiRequest request;
+    request.method = MethodName(evhttp_request_get_command(req));
+    request.path = path ? path : "/";
+    ParseQueryInto(uri ? evhttp_uri_get_query(uri) : nullptr, &request.params);
+    evbuffer* input = evhttp_request_get_input_buffer(req);
+    size_t length = evbuffer_get_length(input);
+    std::string body(length, '\0');
+    if (length) evbuffer_copyout(input, body.data(), length);
+    evkeyvalq* in_headers = evhttp_request_get_input_headers(req);
     const char* content_type = evhttp_find_header(in_headers, "Content-Type");
     if (!body.empty() &&
         (content_type == nullptr ||
@@ -306,10 +531,27 @@ struct FakeZulipServer::Impl {
       parked_by_connection[connection] = handler_id;
       evhttp_connection_set_closecb(connection, &Impl::OnConnectionClose, this);
       WatchForClose(handler_id, connection);
+      if (fault) response_faults[handler_id] = *fault;
+    } else if (fault == FaultRule::Kind::kReset || fault == FaultRule::Kind::kCloseMidBody) {
+      HoldForBreak(req, handler_id,
+                   fault == FaultRule::Kind::kReset ? Break::kReset : Break::kCloseMidBody,
+                   std::move(outcome.response.body));
     } else {
+      if (fault == FaultRule::Kind::kTruncatedJson) {
+        outcome.response.body.resize(outcome.response.body.size() / 2);
+      }
       Send(req, outcome.response);
     }
     Reschedule();
+  }
+
+  size_t Restart(bool keep_queues) {
+    std::vector<uint64_t> handlers = core->Restart(keep_queues);
+    for (uint64_t handler_id : handlers) {
+      if (parked.count(handler_id)) ScheduleBreak(handler_id, Break::kClose, "");
+    }
+    Reschedule();
+    return handlers.size();
   }
 
   void AdvanceTime(double seconds) {
@@ -428,6 +670,68 @@ void FakeZulipServer::Impl::Control(const ApiRequest& request, const std::string
     for (size_t i = 0; i < ids.size(); ++i) {
       list += std::string(i ? "," : "") + R"({"queue_id":)" + Quote(ids[i].first) + R"(,"id":)" +
               std::to_string(ids[i].second) + "}";
+    }
+    return ok(list + "]");
+  }
+  if (path == "/_fake/emit" && method == "POST") {
+    EmitRequest emit;
+    emit.email = str("email");
+    emit.queue_id = str("queue_id");
+    emit.type = str("type");
+    if (auto event = doc.FindMember("event"); event != doc.MemberEnd()) {
+      emit.event_json = Serialize(event->value);
+    }
+    emit.count = static_cast<int64_t>(number("count").value_or(1));
+    emit.options.content_bytes = static_cast<size_t>(number("content_bytes").value_or(0));
+    emit.options.unicode = boolean("unicode", false);
+    if (!str("sender_email").empty()) emit.options.sender_email = str("sender_email");
+    if (!str("stream").empty()) emit.options.stream = str("stream");
+    auto start = std::chrono::steady_clock::now();
+    StatusOr<EmitResult> result = core->Emit(emit);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!result.ok()) return from_status(result.status());
+    char text[256];
+    std::snprintf(text, sizeof text,
+                  R"("events":%lld,"deliveries":%lld,"seconds":%.6f,"events_per_second":%.0f)",
+                  static_cast<long long>(result->events),
+                  static_cast<long long>(result->deliveries), seconds,
+                  seconds > 0 ? static_cast<double>(result->events) / seconds : 0.0);
+    return ok(text);
+  }
+  if ((path == "/_fake/restart" || path == "/_fake/crash") && method == "POST") {
+    size_t broken = Restart(path == "/_fake/restart");
+    return ok(R"("broken_polls":)" + std::to_string(broken) + R"(,"server_generation":)" +
+              std::to_string(core->server_generation()));
+  }
+  if (path == "/_fake/faults" && method == "POST") {
+    FaultRule rule;
+    StatusOr<FaultRule::Kind> kind = ParseFaultKind(str("kind"));
+    if (!kind.ok()) return from_status(kind.status());
+    rule.kind = *kind;
+    rule.probability = number("probability").value_or(1.0);
+    rule.count = static_cast<int64_t>(number("count").value_or(-1));
+    if (!str("path").empty()) rule.path_prefix = str("path");
+    rule.delay_secs = number("delay_secs").value_or(0);
+    if (rule.probability < 0 || rule.probability > 1 || rule.count == 0) {
+      return error(400, "probability must be 0 to 1 and count positive (or -1)");
+    }
+    faults.push_back(std::move(rule));
+    return ok();
+  }
+  if (path == "/_fake/faults/clear" && method == "POST") {
+    faults.clear();
+    return ok();
+  }
+  if (path == "/_fake/faults" && method == "GET") {
+    std::string list = R"("faults":[)";
+    for (size_t i = 0; i < faults.size(); ++i) {
+      char numbers[160];
+      std::snprintf(
+          numbers, sizeof numbers, R"(,"probability":%.17g,"count":%lld,"delay_secs":%.17g)",
+          faults[i].probability, static_cast<long long>(faults[i].count), faults[i].delay_secs);
+      list += std::string(i ? "," : "") + R"({"kind":)" + Quote(FaultKindName(faults[i].kind)) +
+              R"(,"path":)" + Quote(faults[i].path_prefix) + numbers + "}";
     }
     return ok(list + "]");
   }
@@ -553,6 +857,9 @@ StatusOr<std::unique_ptr<FakeZulipServer>> FakeZulipServer::Start(FakeZulipOptio
   raw->task_event = event_new(raw->base, -1, EV_PERSIST, &Impl::OnTasks, raw);
   event_add(raw->task_event, nullptr);
   raw->timer_event = evtimer_new(raw->base, &Impl::OnTimer, raw);
+  raw->break_event = event_new(raw->base, -1, EV_PERSIST, &Impl::OnBreaks, raw);
+  event_add(raw->break_event, nullptr);
+  raw->fault_rng.seed(server->options_.seed);
   raw->core = std::make_unique<ZulipCore>(server->clock_, server->options_.seed,
                                           [raw](uint64_t handler, HttpResponse response) {
                                             raw->Finish(handler, std::move(response));
@@ -646,6 +953,25 @@ Status FakeZulipServer::SetRegisterWindowEvents(std::string_view email,
                                                 std::vector<std::string> events) {
   return WithCore(
       [&](ZulipCore& core) { return core.SetRegisterWindowEvents(email, std::move(events)); });
+}
+
+StatusOr<EmitResult> FakeZulipServer::Emit(EmitRequest request) {
+  return WithCore([&](ZulipCore& core) { return core.Emit(request); });
+}
+
+size_t FakeZulipServer::Restart(bool keep_queues) {
+  Impl* raw = impl_.get();
+  return WithCore([&](ZulipCore&) { return raw->Restart(keep_queues); });
+}
+
+void FakeZulipServer::AddFault(FaultRule rule) {
+  Impl* raw = impl_.get();
+  WithCore([&](ZulipCore&) { raw->faults.push_back(std::move(rule)); });
+}
+
+void FakeZulipServer::ClearFaults() {
+  Impl* raw = impl_.get();
+  WithCore([&](ZulipCore&) { raw->faults.clear(); });
 }
 
 std::vector<QueueInfo> FakeZulipServer::Queues() {

@@ -39,6 +39,29 @@ struct FakeZulipOptions {
   bool control_interface = true;
 };
 
+// A fault the server injects into API requests (not into /_fake/). The first rule whose path
+// prefix matches and whose dice roll comes up fires; a rule with a count is spent after that
+// many firings.
+struct FaultRule {
+  enum class Kind {
+    k500,            // 500 with Django's JSON error body
+    k502,            // 502 with nginx's HTML page, as during a restart
+    k429,            // 429 RATE_LIMIT_HIT with retry-after (delay_secs, default 1)
+    kSlow,           // handled normally after delay_secs of real time
+    kTruncatedJson,  // the normal answer, its body cut in half (Content-Length matches)
+    kReset,          // no answer: the connection is reset (SO_LINGER 0, an RST)
+    kCloseMidBody,   // the headers and half the body, then the connection closes
+  };
+  Kind kind = Kind::k500;
+  double probability = 1.0;  // chance per matching request
+  int64_t count = -1;        // fires at most this many times; -1: no limit
+  std::string path_prefix = "/api/v1/";
+  double delay_secs = 0;
+};
+// "500", "502", "429", "slow", "truncated_json", "reset", "close_mid_body".
+StatusOr<FaultRule::Kind> ParseFaultKind(std::string_view name);
+std::string FaultKindName(FaultRule::Kind kind);
+
 class FakeZulipServer {
  public:
   // Binds, starts the loop thread. IOError if the address cannot be bound.
@@ -78,6 +101,13 @@ class FakeZulipServer {
   // "secs:requests,..." for one user, as an administrator sets UserProfile.rate_limits.
   Status SetRateLimit(std::string_view email, std::string_view rules);
   Status SetRegisterWindowEvents(std::string_view email, std::vector<std::string> events);
+  // See ZulipCore::Emit.
+  StatusOr<EmitResult> Emit(EmitRequest request);
+  // See ZulipCore::Restart; the parked GETs' connections are closed without an answer.
+  // Returns how many were.
+  size_t Restart(bool keep_queues);
+  void AddFault(FaultRule rule);
+  void ClearFaults();
   std::vector<QueueInfo> Queues();
   std::optional<QueueInfo> Queue(std::string_view queue_id);
   StatusOr<std::string> GroundTruth(std::string_view queue_id);

@@ -316,7 +316,9 @@ ZulipCore::ZulipCore(FakeClock& clock, uint64_t seed, FinishFn finish)
       rng_(seed),
       finish_(std::move(finish)),
       next_gc_(clock.Now() + kGcIntervalSecs),
-      server_generation_(static_cast<int64_t>(clock.Now())) {}
+      server_generation_(static_cast<int64_t>(clock.Now())) {
+  factory_ = EventFactory(seed);
+}
 
 ZulipCore::~ZulipCore() = default;
 
@@ -772,6 +774,21 @@ int64_t ZulipCore::AddEvent(Client& client, const EventInput& event) {
   return id;
 }
 
+int64_t ZulipCore::PushParsed(int64_t user_id, const EventInput& event,
+                              std::vector<std::pair<std::string, int64_t>>* out) {
+  auto ids = clients_by_user_.find(user_id);
+  if (ids == clients_by_user_.end()) return 0;
+  int64_t pushed = 0;
+  for (const std::string& queue_id : ids->second) {
+    Client& client = *clients_.at(queue_id);
+    if (!Accepts(client, event)) continue;
+    int64_t id = AddEvent(client, event);
+    if (out) out->emplace_back(queue_id, id);
+    ++pushed;
+  }
+  return pushed;
+}
+
 StatusOr<std::vector<std::pair<std::string, int64_t>>> ZulipCore::PushEvent(std::string_view email,
                                                                             std::string_view json) {
   const FakeUser* user = FindUser(email);
@@ -779,14 +796,87 @@ StatusOr<std::vector<std::pair<std::string, int64_t>>> ZulipCore::PushEvent(std:
   StatusOr<EventInput> event = ParseEvent(json);
   if (!event.ok()) return event.status();
   std::vector<std::pair<std::string, int64_t>> out;
-  auto ids = clients_by_user_.find(user->id);
-  if (ids == clients_by_user_.end()) return out;
-  for (const std::string& queue_id : ids->second) {
-    Client& client = *clients_.at(queue_id);
-    if (!Accepts(client, *event)) continue;
-    out.emplace_back(queue_id, AddEvent(client, *event));
-  }
+  PushParsed(user->id, *event, &out);
   return out;
+}
+
+StatusOr<EmitResult> ZulipCore::Emit(const EmitRequest& request) {
+  static constexpr int64_t kMaxCount = 10'000'000;
+  if (request.count < 0 || request.count > kMaxCount) {
+    return Status::InvalidArgument("count must be 0 to 10000000");
+  }
+  if (request.event_json.empty() == request.type.empty()) {
+    return Status::InvalidArgument("give either an event or a type");
+  }
+  if (!request.type.empty() && request.type != "lively" &&
+      std::find(EventFactory::Types().begin(), EventFactory::Types().end(), request.type) ==
+          EventFactory::Types().end()) {
+    return Status::InvalidArgument("cannot make events of type \"" + request.type + "\"");
+  }
+  Client* queue = nullptr;
+  int64_t user_id = 0;
+  if (!request.queue_id.empty()) {
+    auto it = clients_.find(request.queue_id);
+    if (it == clients_.end()) return Status::NotFound("no queue " + request.queue_id);
+    queue = it->second.get();
+  } else {
+    const FakeUser* user = FindUser(request.email);
+    if (!user) return Status::NotFound("no user " + request.email);
+    user_id = user->id;
+  }
+  // A fixed event is parsed once: bulk emission is for benchmarks, so the loop stays cheap.
+  std::optional<EventInput> fixed;
+  if (!request.event_json.empty()) {
+    StatusOr<EventInput> parsed = ParseEvent(request.event_json);
+    if (!parsed.ok()) return parsed.status();
+    fixed = std::move(*parsed);
+  }
+  factory_.set_now(clock_.Now());
+  EmitResult result;
+  for (int64_t i = 0; i < request.count; ++i) {
+    std::optional<EventInput> made;
+    if (!fixed) {
+      std::string json = request.type == "lively" ? factory_.MakeLively(request.options)
+                                                  : *factory_.Make(request.type, request.options);
+      StatusOr<EventInput> parsed = ParseEvent(json);
+      if (!parsed.ok()) return parsed.status();
+      made = std::move(*parsed);
+    }
+    const EventInput& event = fixed ? *fixed : *made;
+    ++result.events;
+    if (queue) {
+      AddEvent(*queue, event);
+      ++result.deliveries;
+    } else {
+      result.deliveries += PushParsed(user_id, event, nullptr);
+    }
+  }
+  return result;
+}
+
+std::vector<uint64_t> ZulipCore::Restart(bool keep_queues) {
+  std::vector<uint64_t> broken;
+  for (auto& [id, client] : clients_) {
+    if (client->handler == 0) continue;
+    broken.push_back(client->handler);
+    DisconnectHandler(*client);
+  }
+  server_generation_ = static_cast<int64_t>(clock_.Now());
+  if (!keep_queues) {
+    std::vector<std::string> ids;
+    for (const auto& [id, client] : clients_) ids.push_back(id);
+    for (const auto& id : ids) RemoveClient(id);
+    return broken;
+  }
+  std::string json = R"({"type":"restart","zulip_version":)" + JsonQuote(identity_.zulip_version) +
+                     R"(,"zulip_merge_base":)" + JsonQuote(identity_.zulip_merge_base) +
+                     R"(,"zulip_feature_level":)" + std::to_string(identity_.zulip_feature_level) +
+                     R"(,"server_generation":)" + std::to_string(server_generation_) + "}";
+  StatusOr<EventInput> event = ParseEvent(json);
+  for (auto& [id, client] : clients_) {
+    if (Accepts(*client, *event)) AddEvent(*client, *event);
+  }
+  return broken;
 }
 
 StatusOr<int64_t> ZulipCore::PushEventToQueue(std::string_view queue_id, std::string_view json) {

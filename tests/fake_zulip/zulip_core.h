@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "daemon/status.h"
+#include "tests/fake_zulip/event_factory.h"
 #include "tests/fake_zulip/event_queue.h"
 #include "tests/fake_zulip/fake_clock.h"
 #include "tests/fake_zulip/rate_limiter.h"
@@ -69,6 +70,24 @@ struct ApiRequest {
 struct ApiOutcome {
   bool parked = false;  // a long-poll that blocks; FinishFn answers it later
   HttpResponse response;
+};
+
+// What ZulipCore::Emit pushes: `count` events, to one user's queues (`email`, each event to the
+// queues whose filters accept it) or to one queue whatever its filters (`queue_id`). Each event
+// is `event_json` as given, or made by the EventFactory: `type` is one of its types or
+// "lively" (the mix of a busy organisation).
+struct EmitRequest {
+  std::string email;
+  std::string queue_id;
+  std::string event_json;
+  std::string type;
+  int64_t count = 1;
+  EventFactoryOptions options;
+};
+
+struct EmitResult {
+  int64_t events = 0;      // events made
+  int64_t deliveries = 0;  // (queue, event) pairs pushed
 };
 
 // Facts about one queue, for tests and the control interface.
@@ -132,6 +151,18 @@ class ZulipCore {
                                                                    std::string_view json);
   // Pushes to one queue whatever its filters say. NotFound for an unknown queue.
   StatusOr<int64_t> PushEventToQueue(std::string_view queue_id, std::string_view json);
+  // Bulk emission (see EmitRequest). NotFound for an unknown user or queue, InvalidArgument
+  // for a bad event, type or count (at most 10,000,000).
+  StatusOr<EmitResult> Emit(const EmitRequest& request);
+  EventFactory& event_factory() { return factory_; }
+  // A Tornado restart (FACTS §3). Every parked GET loses its connection without an answer:
+  // the returned handler ids are for the HTTP layer to close. With `keep_queues` (a restart
+  // that dumped and reloaded its queues) the queues stay, ids carry on, server_generation
+  // changes, and each queue whose event_types accept it gets a `restart` event; without (a
+  // crash) every queue is gone. Returns the handlers to break.
+  std::vector<uint64_t> Restart(bool keep_queues);
+  int64_t server_generation() const { return server_generation_; }
+
   // Deletes the queue (a parked GET is answered with the queue's contents first, as DELETE
   // does). NotFound for an unknown queue.
   Status DropQueue(std::string_view queue_id);
@@ -175,6 +206,8 @@ class ZulipCore {
   Client& NewClient(const FakeUser& user);
   bool Accepts(const Client& client, const EventInput& event) const;
   int64_t AddEvent(Client& client, const EventInput& event);
+  int64_t PushParsed(int64_t user_id, const EventInput& event,
+                     std::vector<std::pair<std::string, int64_t>>* out);
   bool FinishCurrentHandler(Client& client);
   void DisconnectHandler(Client& client);
   void ConnectHandler(Client& client, uint64_t handler_id, Headers rate_headers);
@@ -196,6 +229,7 @@ class ZulipCore {
   std::unordered_map<int64_t, std::vector<EventInput>> register_window_;
   std::set<std::string> unsupported_register_params_;
   RateLimiter rate_limiter_;
+  EventFactory factory_;
 
   std::unordered_map<std::string, std::unique_ptr<Client>> clients_;
   std::unordered_map<int64_t, std::set<std::string>> clients_by_user_;
