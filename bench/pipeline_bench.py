@@ -96,15 +96,18 @@ def run(build, accounts, events, brokers, work):
     if bridge.wait(60) != 0:
         raise SystemExit("bench: the bridge did not stop cleanly; see " + str(work))
 
-    # 2. The backlog: `events` in all, spread over the accounts, pushed over one kept-alive
-    #    connection.
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    # 2. The backlog: `events` in all, spread over the accounts, one bulk /_fake/emit request
+    #    per queue (fresh realm-wide message ids, ~300-byte bodies).
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     queue_ids = [q["queue_id"] for q in queues()]
-    for i in range(events):
-        EVENT["message"]["id"] = i + 1
-        body = json.dumps({"queue_id": queue_ids[i % accounts], "event": EVENT})
-        conn.request("POST", "/_fake/events", body, {"Content-Type": "application/json"})
-        conn.getresponse().read()
+    for i, queue_id in enumerate(queue_ids):
+        count = events // accounts + (1 if i < events % accounts else 0)
+        body = json.dumps({"queue_id": queue_id, "type": "message", "count": count,
+                           "content_bytes": 300})
+        conn.request("POST", "/_fake/emit", body, {"Content-Type": "application/json"})
+        answer = conn.getresponse().read()
+        if json.loads(answer).get("result") != "success":
+            raise SystemExit("bench: /_fake/emit failed: " + answer.decode())
     conn.close()
 
     # 3. The measured run: start, drain, stop.
