@@ -61,9 +61,9 @@ def published(metrics_port):
     return sum(int(m) for m in re.findall(r"^zb_events_published_total\{[^}]*\} (\d+)$", text, re.M))
 
 
-def run(build, accounts, events, brokers, work):
-    fake_log = open(work / "fake.log", "w")
-    port_file = work / "fake.port"
+def run(build, accounts, events, brokers, work, properties):
+    fake_log = open(work / f"fake-{accounts}.log", "w")
+    port_file = work / f"fake-{accounts}.port"
     keys = {f"bench{i}": f"{i:04d}benchKey0123456789abcdefghijklm"[:32] for i in range(accounts)}
     users = [arg for name, key in keys.items() for arg in ("--user", f"{name}@example.com:{key}")]
     fake = subprocess.Popen([str(build / "tests/fake_zulip/fake-zulip"), "--listen", "127.0.0.1:0",
@@ -73,6 +73,8 @@ def run(build, accounts, events, brokers, work):
     state = work / f"state-{accounts}"
     topic_prefix = f"bench{accounts}x{int(time.time())}"
     lines = ["kafka:", f"  brokers: [{brokers}]", f"  topic_template: \"{topic_prefix}.{{type}}\"",
+             *(["  properties:"] if properties else []),
+             *[f"    {p.split('=', 1)[0]}: \"{p.split('=', 1)[1]}\"" for p in properties],
              f"state_dir: {state}", "http:", "  listen: 127.0.0.1:0", "log:", "  level: info",
              "accounts:"]
     for name, key in keys.items():
@@ -84,9 +86,9 @@ def run(build, accounts, events, brokers, work):
     config.write_text("\n".join(lines) + "\n")
 
     # 1. Register the queues (a first run), then stop the bridge: its queues stay on the server.
-    bridge_log = open(work / f"bridge-{accounts}.log", "a")
+    setup_log = open(work / f"bridge-{accounts}-setup.log", "w")
     bridge = subprocess.Popen([str(build / "zulip-bridge"), "--config", str(config)],
-                              stdout=bridge_log, stderr=subprocess.STDOUT)
+                              stdout=setup_log, stderr=subprocess.STDOUT)
     def queues():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", "/_fake/queues")
@@ -110,7 +112,9 @@ def run(build, accounts, events, brokers, work):
             raise SystemExit("bench: /_fake/emit failed: " + answer.decode())
     conn.close()
 
-    # 3. The measured run: start, drain, stop.
+    # 3. The measured run: start, drain, stop. (Its own log, so the listener port read from it
+    #    is this run's.)
+    bridge_log = open(work / f"bridge-{accounts}.log", "w")
     start = time.monotonic()
     bridge = subprocess.Popen([str(build / "zulip-bridge"), "--config", str(config)],
                               stdout=bridge_log, stderr=subprocess.STDOUT)
@@ -137,6 +141,8 @@ def main():
     parser.add_argument("build")
     parser.add_argument("--accounts", default="1,10")
     parser.add_argument("--events", type=int, default=100000)
+    parser.add_argument("--property", action="append", default=[],
+                        help="a librdkafka property NAME=VALUE for the bridge (repeatable)")
     args = parser.parse_args()
     build = Path(args.build).resolve()
     work = Path(tempfile.mkdtemp(prefix="zb-bench."))
@@ -144,7 +150,7 @@ def main():
     brokers = subprocess.check_output([str(broker), "start", str(work / "kafka")], text=True).strip()
     try:
         for n in [int(a) for a in args.accounts.split(",")]:
-            print(json.dumps(run(build, n, args.events, brokers, work)), flush=True)
+            print(json.dumps(run(build, n, args.events, brokers, work, args.property)), flush=True)
     finally:
         subprocess.run([str(broker), "stop", str(work / "kafka")], check=False)
     print(f"bench: logs in {work}", file=sys.stderr)
