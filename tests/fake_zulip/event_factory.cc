@@ -118,6 +118,17 @@ StatusOr<std::string> EventFactory::Make(std::string_view type,
   return Status::InvalidArgument("cannot make events of type \"" + std::string(type) + "\"");
 }
 
+EventInput EventFactory::MakeMessage(const EventFactoryOptions& options) {
+  EventInput event;
+  event.topic = "topic " + std::to_string(next_message_id_ % 7);
+  event.body = *Make("message", options);
+  event.type = event.full_type = "message";
+  event.message_type = "stream";
+  event.stream_name = options.stream;
+  event.sender_email = options.sender_email;
+  return event;
+}
+
 std::string EventFactory::MakeLively(const EventFactoryOptions& options) {
   // Weights out of 100: a busy organisation is mostly messages and typing.
   static constexpr struct {

@@ -277,3 +277,43 @@ TEST_F(FakeZulipPart2Test, ACrashLosesEveryQueue) {
 
 }  // namespace
 }  // namespace zb::fake_zulip
+
+namespace zb::fake_zulip {
+namespace {
+
+TEST(EventFactory, AMadeMessageIsWhatParsingItsJsonGives) {
+  EventFactory fast(7), slow(7);
+  EventFactoryOptions options;
+  options.unicode = true;
+  options.content_bytes = 2000;
+  EventInput made = fast.MakeMessage(options);
+  StatusOr<std::string> json = slow.Make("message", options);
+  ASSERT_THAT(json, IsOk());
+  StatusOr<EventInput> parsed = ParseEvent(*json);
+  ASSERT_THAT(parsed, IsOk());
+  EXPECT_EQ(made.body, parsed->body);
+  EXPECT_EQ(made.type, parsed->type);
+  EXPECT_EQ(made.full_type, parsed->full_type);
+  EXPECT_EQ(made.message_type, parsed->message_type);
+  EXPECT_EQ(made.stream_name, parsed->stream_name);
+  EXPECT_EQ(made.topic, parsed->topic);
+  EXPECT_EQ(made.sender_email, parsed->sender_email);
+  EXPECT_EQ(made.flags, parsed->flags);
+  EXPECT_GE(made.body.size(), 2000u);
+}
+
+TEST(EventFactory, MessagesGetIncreasingRealmWideIdsAndOtherEventsReferToThem) {
+  EventFactory factory;
+  EventFactoryOptions options;
+  for (int i = 0; i < 3; ++i) ASSERT_THAT(factory.Make("message", options), IsOk());
+  EXPECT_EQ(factory.next_message_id(), 4);
+  for (const std::string& type : EventFactory::Types()) {
+    StatusOr<std::string> json = factory.Make(type, options);
+    ASSERT_THAT(json, IsOk()) << type;
+    EXPECT_THAT(ParseEvent(*json), IsOk()) << *json;
+  }
+  EXPECT_FALSE(factory.Make("no_such_type", options).ok());
+}
+
+}  // namespace
+}  // namespace zb::fake_zulip

@@ -835,7 +835,9 @@ StatusOr<EmitResult> ZulipCore::Emit(const EmitRequest& request) {
   EmitResult result;
   for (int64_t i = 0; i < request.count; ++i) {
     std::optional<EventInput> made;
-    if (!fixed) {
+    if (!fixed && request.type == "message") {
+      made = factory_.MakeMessage(request.options);
+    } else if (!fixed) {
       std::string json = request.type == "lively" ? factory_.MakeLively(request.options)
                                                   : *factory_.Make(request.type, request.options);
       StatusOr<EventInput> parsed = ParseEvent(json);
