@@ -159,6 +159,18 @@ TEST_F(FakeZulipPart2Test, LivelyEmissionMixesEventTypes) {
       << types.size();
 }
 
+TEST_F(FakeZulipPart2Test, EmitAtASteadyRateDeliversTheCountOverTime) {
+  std::string queue = Register();
+  Answer start = Control(
+      "/_fake/emit", R"({"queue_id":")" + queue + R"(","type":"message","count":50,"rate":1000})");
+  ASSERT_EQ(start.status, 200) << start.body;
+  EXPECT_THAT(start.body, HasSubstr(R"("started":true,"count":50)"));
+  EXPECT_TRUE(
+      WaitFor([&] { return server_->Queue(queue)->queued == 50; }, std::chrono::seconds(20)));
+  EXPECT_EQ(Control("/_fake/emit", R"({"queue_id":"nope","type":"message","rate":10})").status,
+            404);
+}
+
 TEST_F(FakeZulipPart2Test, A502FaultAnswersWithNginxsHtmlPageForTheNextRequestsOnly) {
   std::string queue = Register();
   ASSERT_EQ(Control("/_fake/faults", R"({"kind":"502","count":2})").status, 200);

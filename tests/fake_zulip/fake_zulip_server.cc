@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -182,12 +183,66 @@ struct FakeZulipServer::Impl {
     event* ev;
   };
   std::unordered_map<SlowRequest*, std::unique_ptr<SlowRequest>> slow;
+  // Emissions at a steady rate: every tick pushes the events due by then.
+  struct SteadyEmission {
+    Impl* impl;
+    EmitRequest request;  // count: the total
+    double rate;          // events per real second
+    int64_t done = 0;
+    std::chrono::steady_clock::time_point start;
+    event* ev = nullptr;
+  };
+  std::vector<std::unique_ptr<SteadyEmission>> emissions;
+
+  void StartEmission(EmitRequest request, double rate) {
+    auto emission = std::make_unique<SteadyEmission>();
+    emission->impl = this;
+    emission->request = std::move(request);
+    emission->rate = rate;
+    emission->start = std::chrono::steady_clock::now();
+    emission->ev = event_new(base, -1, EV_PERSIST, &Impl::OnEmissionTick, emission.get());
+    timeval tick{0, 10'000};
+    event_add(emission->ev, &tick);
+    emissions.push_back(std::move(emission));
+  }
+
+  void StopEmissions() {
+    for (auto& emission : emissions) event_free(emission->ev);
+    emissions.clear();
+  }
+
+  static void OnEmissionTick(evutil_socket_t, short, void* arg) {
+    auto* emission = static_cast<SteadyEmission*>(arg);
+    Impl* self = emission->impl;
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - emission->start).count();
+    int64_t due =
+        std::min(emission->request.count, static_cast<int64_t>(elapsed * emission->rate)) -
+        emission->done;
+    bool failed = false;
+    if (due > 0) {
+      EmitRequest batch = emission->request;
+      batch.count = due;
+      failed = !self->core->Emit(batch).ok();  // e.g. the queue is gone
+      emission->done += due;
+    }
+    if (failed || emission->done >= emission->request.count) {
+      for (auto it = self->emissions.begin(); it != self->emissions.end(); ++it) {
+        if (it->get() != emission) continue;
+        event_free(emission->ev);
+        self->emissions.erase(it);  // frees `emission`
+        break;
+      }
+    }
+    self->Reschedule();
+  }
 
   ~Impl() {
     for (auto& [id, watch] : close_watches) event_free(watch->ev);
     close_watches.clear();
     for (auto& [raw, request] : slow) event_free(request->ev);
     slow.clear();
+    StopEmissions();
     if (break_event) event_free(break_event);
     if (http) evhttp_free(http);
     if (task_event) event_free(task_event);
@@ -686,6 +741,17 @@ void FakeZulipServer::Impl::Control(const ApiRequest& request, const std::string
     emit.options.unicode = boolean("unicode", false);
     if (!str("sender_email").empty()) emit.options.sender_email = str("sender_email");
     if (!str("stream").empty()) emit.options.stream = str("stream");
+    if (std::optional<double> rate = number("rate")) {
+      if (!(*rate > 0)) return error(400, "rate must be positive");
+      // Checks the target and the event now, so that a mistake is answered here.
+      EmitRequest check = emit;
+      check.count = 0;
+      StatusOr<EmitResult> checked = core->Emit(check);
+      if (!checked.ok()) return from_status(checked.status());
+      int64_t count = emit.count;
+      StartEmission(std::move(emit), *rate);
+      return ok(R"("started":true,"count":)" + std::to_string(count));
+    }
     auto start = std::chrono::steady_clock::now();
     StatusOr<EmitResult> result = core->Emit(emit);
     double seconds =
@@ -698,6 +764,11 @@ void FakeZulipServer::Impl::Control(const ApiRequest& request, const std::string
                   static_cast<long long>(result->deliveries), seconds,
                   seconds > 0 ? static_cast<double>(result->events) / seconds : 0.0);
     return ok(text);
+  }
+  if (path == "/_fake/emit/stop" && method == "POST") {
+    size_t stopped = emissions.size();
+    StopEmissions();
+    return ok(R"("stopped":)" + std::to_string(stopped));
   }
   if ((path == "/_fake/restart" || path == "/_fake/crash") && method == "POST") {
     size_t broken = Restart(path == "/_fake/restart");
