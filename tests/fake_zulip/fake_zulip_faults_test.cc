@@ -171,6 +171,32 @@ TEST_F(FakeZulipPart2Test, EmitAtASteadyRateDeliversTheCountOverTime) {
             404);
 }
 
+TEST_F(FakeZulipPart2Test, GroundTruthPerUserCoversTheirDroppedQueuesAndNoOneElses) {
+  ASSERT_THAT(server_->AddUser(
+                  {.email = "other@example.com", .api_key = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"}),
+              IsOk());
+  std::string first = Register();
+  ASSERT_EQ(Control("/_fake/emit", R"({"queue_id":")" + first + R"(","type":"message","count":2})")
+                .status,
+            200);
+  ASSERT_EQ(Control("/_fake/crash", "{}").status, 200);
+  std::string second = Register();
+  ASSERT_EQ(Control("/_fake/emit", R"({"queue_id":")" + second + R"(","type":"typing"})").status,
+            200);
+  Answer truth = Request(Url("/_fake/ground_truth?email=BOT@example.com"), "GET");
+  ASSERT_EQ(truth.status, 200);
+  std::vector<std::string> lines;
+  for (size_t start = 0, end; (end = truth.body.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    lines.push_back(truth.body.substr(start, end - start));
+  }
+  ASSERT_EQ(lines.size(), 3u) << truth.body;
+  EXPECT_THAT(lines[0], HasSubstr(first));
+  EXPECT_THAT(lines[2], HasSubstr(second));
+  EXPECT_THAT(lines[2], HasSubstr(R"("type":"typing")"));
+  EXPECT_EQ(Request(Url("/_fake/ground_truth?email=other@example.com"), "GET").body, "");
+}
+
 TEST_F(FakeZulipPart2Test, A502FaultAnswersWithNginxsHtmlPageForTheNextRequestsOnly) {
   std::string queue = Register();
   ASSERT_EQ(Control("/_fake/faults", R"({"kind":"502","count":2})").status, 200);

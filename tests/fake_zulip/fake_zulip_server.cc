@@ -860,7 +860,9 @@ void FakeZulipServer::Impl::Control(const ApiRequest& request, const std::string
   }
   if (path == "/_fake/ground_truth" && method == "GET") {
     std::string queue_id = str("queue_id");
-    if (queue_id.empty()) {
+    if (queue_id.empty() && !str("email").empty()) {
+      response->body = core->GroundTruthForUser(str("email"));
+    } else if (queue_id.empty()) {
       response->body = core->GroundTruthAll();
     } else {
       StatusOr<std::string> lines = core->GroundTruth(queue_id);

@@ -895,6 +895,7 @@ void ZulipCore::RemoveClient(const std::string& queue_id) {
   Client& client = *it->second;
   DisconnectHandler(client);
   dead_ground_truth_[queue_id] = client.queue.ground_truth();
+  dead_owner_[queue_id] = Lower(client.email);
   auto by_user = clients_by_user_.find(client.user_id);
   if (by_user != clients_by_user_.end()) {
     by_user->second.erase(queue_id);
@@ -1045,6 +1046,20 @@ std::string ZulipCore::GroundTruthAll() const {
   std::string out;
   for (const auto& [id, events] : dead_ground_truth_) AppendGroundTruth(id, events, &out);
   for (const auto& info : Queues()) {
+    AppendGroundTruth(info.queue_id, clients_.at(info.queue_id)->queue.ground_truth(), &out);
+  }
+  return out;
+}
+
+std::string ZulipCore::GroundTruthForUser(std::string_view email) const {
+  std::string want = Lower(email);
+  std::string out;
+  for (const auto& [id, events] : dead_ground_truth_) {
+    auto owner = dead_owner_.find(id);
+    if (owner != dead_owner_.end() && owner->second == want) AppendGroundTruth(id, events, &out);
+  }
+  for (const auto& info : Queues()) {
+    if (Lower(info.email) != want) continue;
     AppendGroundTruth(info.queue_id, clients_.at(info.queue_id)->queue.ground_truth(), &out);
   }
   return out;

@@ -191,6 +191,8 @@ class ZulipCore {
   // queues. NotFound for a queue that never existed.
   StatusOr<std::string> GroundTruth(std::string_view queue_id) const;
   std::string GroundTruthAll() const;
+  // The same for every queue `email` ever had, dropped ones included, oldest first.
+  std::string GroundTruthForUser(std::string_view email) const;
   int RegisterCount(std::string_view email) const;
   size_t parked_polls() const { return handlers_.size(); }
 
@@ -239,6 +241,7 @@ class ZulipCore {
   int64_t server_generation_;
   // Ground truth of queues that are gone, so a test can still read what they were sent.
   std::map<std::string, std::vector<StoredEvent>> dead_ground_truth_;
+  std::map<std::string, std::string> dead_owner_;  // queue id -> lower-cased email
 };
 
 }  // namespace zb::fake_zulip
