@@ -97,7 +97,7 @@ struct KafkaPublisherOptions {
   std::string brokers;
   // librdkafka properties, passed as-is (kafka.properties in the config). Unset safe defaults
   // are filled in (see kDefaultProperties in the .cc): linger.ms=5, message.timeout.ms=300000,
-  // queue.buffering.max.messages=100000, queue.buffering.max.kbytes=65536.
+  // queue.buffering.max.messages=20000, queue.buffering.max.kbytes=65536.
   // enable.idempotence=true and acks=all are forced: any other value is InvalidArgument.
   std::map<std::string, std::string> properties;
 
