@@ -581,12 +581,18 @@ void Account::LoseQueue(const std::string& reason) {
   Register();
 }
 
+// Spreads the requests left in Zulip's window evenly over the time until it resets. A busy
+// queue answers every poll at once, so without pacing an account would spend its 200 requests
+// a minute in seconds and then sit out the rest of the window; spaced out, each poll waits
+// about window/limit (0.3 s by default) and its batch grows instead.
 void Account::NotePacing(const RateLimitInfo& info) {
   if (info.remaining) metrics_->ratelimit_remaining.Set(static_cast<double>(*info.remaining));
-  if (!info.remaining || *info.remaining > 1 || !info.reset_unix_seconds) return;
-  double wait = *info.reset_unix_seconds - static_cast<double>(WallMillis(env_.clock)) / 1000.0;
-  if (wait <= 0) return;
-  not_before_ = env_.clock.Now() + DurationFromSeconds(std::min(wait, 60.0));
+  if (!info.remaining || !info.reset_unix_seconds) return;
+  double until_reset =
+      *info.reset_unix_seconds - static_cast<double>(WallMillis(env_.clock)) / 1000.0;
+  if (until_reset <= 0) return;
+  double spacing = until_reset / static_cast<double>(std::max<int64_t>(*info.remaining, 1));
+  not_before_ = env_.clock.Now() + DurationFromSeconds(std::min(spacing, 60.0));
 }
 
 AccountSnapshot Account::Snapshot() const {

@@ -655,6 +655,29 @@ TEST_F(AccountTest, RateLimitedRegisterWaitsRetryAfterToTheFraction) {
   EXPECT_EQ(LastCall().endpoint, "register");
 }
 
+TEST_F(AccountTest, PollsAreSpreadOverWhatIsLeftOfTheRateLimitWindow) {
+  MakeAccount();
+  RegisterQueue();
+  // 10 requests left and the window resets in 5 s: one request per 0.5 s, not 10 at once and
+  // then a wait for the reset.
+  FakeResponse events = Events({Typing(0)});
+  int64_t wall_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.WallNow().time_since_epoch()).count();
+  events.head.ratelimit_remaining = "10";
+  events.head.ratelimit_limit = "200";
+  events.head.ratelimit_reset = std::to_string(wall_seconds + 5);
+  Answer(std::move(events));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  EXPECT_EQ(CallCount(), 2u) << "polled again without pacing";
+  Advance(499ms);
+  EXPECT_EQ(CallCount(), 2u) << "polled before a tenth of the window passed";
+  Advance(1ms);
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("last_event_id"), "0");
+}
+
 TEST_F(AccountTest, ServerErrorBacksOffAndRetriesTheSameQueue) {
   MakeAccount();
   RegisterQueue();
