@@ -30,6 +30,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_transport.h"
 #include "tests/fakes/faulty_fs.h"
+#include "tests/fakes/mock_kafka_cluster.h"
 #include "tests/test_support.h"
 
 namespace zb {
@@ -47,35 +48,10 @@ using ::zb::testing::WaitFor;
 using namespace std::chrono_literals;
 
 constexpr auto kWait = 30s;
-constexpr int32_t kBrokerId = 1;
 constexpr char kAccount[] = "alice";
 constexpr char kSite[] = "https://chat.example.com";
 
-// A mock cluster hosted by a handle of its own, so that the test can take its broker down and
-// up (librdkafka's test.mock.num.brokers hides the cluster inside the producer).
-class MockCluster {
- public:
-  MockCluster() {
-    char errstr[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof errstr);
-    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    cluster_ = rd_kafka_mock_cluster_new(host_, 1);
-  }
-  ~MockCluster() {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(host_);
-  }
-  MockCluster(const MockCluster&) = delete;
-  MockCluster& operator=(const MockCluster&) = delete;
-  std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-  void SetBrokerDown() { rd_kafka_mock_broker_set_down(cluster_, kBrokerId); }
-  void SetBrokerUp() { rd_kafka_mock_broker_set_up(cluster_, kBrokerId); }
-
- private:
-  rd_kafka_t* host_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-};
+using MockCluster = ::zb::testing::MockKafkaCluster;
 
 // What one HTTP call was, and what the checkpoint store held durably at the moment it was
 // started: the invariant is about that moment.

@@ -18,6 +18,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/fakes/mock_kafka_cluster.h"
 #include "tests/test_support.h"
 
 namespace zb {
@@ -29,36 +30,9 @@ using ::zb::testing::WaitFor;
 using Outcome = DeliveryReport::Outcome;
 using namespace std::chrono_literals;
 
-constexpr int16_t kProduceApiKey = 0;  // Kafka protocol ApiKey of ProduceRequest
-constexpr int32_t kBrokerId = 1;
 constexpr auto kWait = 30s;
 
-// A mock cluster the test controls, hosted by a handle of its own so that it outlives the
-// publisher's producers (Rebuild replaces them).
-class MockCluster {
- public:
-  MockCluster() {
-    char errstr[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof errstr);
-    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    cluster_ = rd_kafka_mock_cluster_new(host_, 1);
-  }
-  ~MockCluster() {
-    rd_kafka_mock_cluster_destroy(cluster_);
-    rd_kafka_destroy(host_);
-  }
-  std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
-  void SetBrokerDown() { rd_kafka_mock_broker_set_down(cluster_, kBrokerId); }
-  void SetBrokerUp() { rd_kafka_mock_broker_set_up(cluster_, kBrokerId); }
-  void FailNextProduce(rd_kafka_resp_err_t err) {
-    rd_kafka_mock_push_request_errors(cluster_, kProduceApiKey, 1, err);
-  }
-
- private:
-  rd_kafka_t* host_ = nullptr;
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;
-};
+using MockCluster = ::zb::testing::MockKafkaCluster;
 
 // What the owner's callbacks saw, safe to read from the test thread.
 class Reports {
