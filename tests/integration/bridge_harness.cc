@@ -10,7 +10,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <fstream>
+#include <list>
+#include <mutex>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -293,6 +302,221 @@ std::vector<ReadRecord> ReadTopics(const std::string& brokers, const std::set<st
   rd_kafka_consumer_close(consumer);
   rd_kafka_destroy(consumer);
   return records;
+}
+
+// One thread accepts; each connection gets one thread per direction with blocking reads, so a
+// slow reader on one connection never holds up another.
+struct RecordingProxy::Impl {
+  struct Connection {
+    int id = 0;
+    int client = -1;
+    int upstream = -1;
+    std::atomic<bool> awaiting_request{true};
+    std::atomic<bool> reset_client{false};
+    std::thread to_upstream;
+    std::thread to_client;
+  };
+
+  int listen_fd = -1;
+  int upstream_port = 0;
+  std::thread acceptor;
+  mutable std::mutex mu;
+  std::vector<Entry> entries;                          // guarded by mu
+  std::list<std::unique_ptr<Connection>> connections;  // guarded by mu
+  bool stopping = false;                               // guarded by mu
+
+  void Note(Connection& c, bool is_request, const char* data, size_t n) {
+    Entry e;
+    e.at = std::chrono::steady_clock::now();
+    e.connection = c.id;
+    e.is_request = is_request;
+    e.head.assign(data, std::min<size_t>(n, 4096));
+    e.first_line = e.head.substr(0, e.head.find("\r\n"));
+    std::lock_guard<std::mutex> lock(mu);
+    entries.push_back(std::move(e));
+  }
+
+  static bool WriteAll(int fd, const char* data, size_t n) {
+    while (n > 0) {
+      ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      data += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+
+  void Pump(Connection& c, bool from_client) {
+    int from = from_client ? c.client : c.upstream;
+    int to = from_client ? c.upstream : c.client;
+    std::vector<char> buffer(64 * 1024);
+    while (true) {
+      ssize_t n = recv(from, buffer.data(), buffer.size(), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) {
+        shutdown(to, SHUT_WR);
+        return;
+      }
+      if (n < 0) {
+        // The fake's `reset` fault: pass a reset on to the bridge (SO_LINGER 0 at close).
+        if (!from_client) c.reset_client = true;
+        shutdown(to, SHUT_RDWR);
+        shutdown(from, SHUT_RDWR);
+        return;
+      }
+      if (from_client && c.awaiting_request.exchange(false)) {
+        Note(c, true, buffer.data(), static_cast<size_t>(n));
+      } else if (!from_client && !c.awaiting_request.load()) {
+        Note(c, false, buffer.data(), static_cast<size_t>(n));
+        c.awaiting_request = true;
+      }
+      if (!WriteAll(to, buffer.data(), static_cast<size_t>(n))) {
+        shutdown(from, SHUT_RDWR);
+        shutdown(to, SHUT_RDWR);
+        return;
+      }
+    }
+  }
+
+  void Accept() {
+    int next_id = 0;
+    while (true) {
+      int client = accept(listen_fd, nullptr, nullptr);
+      if (client < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        return;  // the listening socket was shut down
+      }
+      int upstream = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(upstream_port));
+      if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(upstream);
+        close(client);
+        continue;
+      }
+      int one = 1;
+      setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      setsockopt(upstream, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      std::lock_guard<std::mutex> lock(mu);
+      if (stopping) {
+        close(upstream);
+        close(client);
+        return;
+      }
+      auto c = std::make_unique<Connection>();
+      c->id = ++next_id;
+      c->client = client;
+      c->upstream = upstream;
+      Connection* raw = c.get();
+      c->to_upstream = std::thread([this, raw] { Pump(*raw, true); });
+      c->to_client = std::thread([this, raw] { Pump(*raw, false); });
+      connections.push_back(std::move(c));
+    }
+  }
+};
+
+RecordingProxy::RecordingProxy(int upstream_port) : impl_(std::make_unique<Impl>()) {
+  impl_->upstream_port = upstream_port;
+  impl_->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (bind(impl_->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(impl_->listen_fd, 64) != 0 ||
+      getsockname(impl_->listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ADD_FAILURE() << "proxy cannot listen: " << strerror(errno);
+    return;
+  }
+  port_ = ntohs(addr.sin_port);
+  impl_->acceptor = std::thread([this] { impl_->Accept(); });
+}
+
+RecordingProxy::~RecordingProxy() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+    for (auto& c : impl_->connections) {
+      shutdown(c->client, SHUT_RDWR);
+      shutdown(c->upstream, SHUT_RDWR);
+    }
+  }
+  shutdown(impl_->listen_fd, SHUT_RDWR);
+  if (impl_->acceptor.joinable()) impl_->acceptor.join();
+  close(impl_->listen_fd);
+  for (auto& c : impl_->connections) {
+    c->to_upstream.join();
+    c->to_client.join();
+    if (c->reset_client) {
+      linger hard{1, 0};
+      setsockopt(c->client, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    }
+    close(c->client);
+    close(c->upstream);
+  }
+}
+
+std::vector<RecordingProxy::Entry> RecordingProxy::Entries() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->entries;
+}
+
+std::string BasicAuthorization(const std::string& email, const std::string& api_key) {
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string in = email + ":" + api_key;
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[(v >> shift) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return "Basic " + out;
+}
+
+bool KafkaCtlAvailable() {
+  const char* ctl = std::getenv("ZB_KAFKA_CTL");
+  const char* dir = std::getenv("ZB_KAFKA_DIR");
+  return ctl != nullptr && *ctl != '\0' && dir != nullptr && *dir != '\0';
+}
+
+int KafkaCtl(const std::string& verb, std::chrono::milliseconds timeout) {
+  if (!KafkaCtlAvailable()) return -1;
+  std::string dir = std::getenv("ZB_KAFKA_DIR");
+  TempDir logs;
+  Subprocess ctl({std::getenv("ZB_KAFKA_CTL"), verb, dir}, logs.Sub("ctl.log"));
+  std::optional<int> code = ctl.Wait(timeout);
+  if (!code || *code != 0) {
+    ADD_FAILURE() << "broker " << verb << " " << dir << " failed:\n" << ctl.Log();
+  }
+  return code.value_or(-1);
+}
+
+int HealthPortFromLog(const std::string& log) {
+  // The last start's: a log file can hold several runs.
+  size_t at = log.rfind("HTTP listener up");
+  if (at == std::string::npos) return 0;
+  std::string line = log.substr(at, log.find('\n', at) - at);
+  static const std::regex kPort(R"(\bport=(\d+))");
+  std::smatch m;
+  if (!std::regex_search(line, m, kPort)) return 0;
+  return std::stoi(m[1].str());
 }
 
 }  // namespace zb::testing

@@ -99,6 +99,50 @@ std::string FakeZulipBinary();
 // Writes `text` to `path` with mode 0600.
 void WriteFile(const std::string& path, const std::string& text);
 
+// A TCP proxy on 127.0.0.1:0 in front of `upstream_port` that notes, with the steady clock,
+// when each HTTP request starts and when each response starts, as seen on the wire between
+// the bridge and the fake Zulip: the measure of how long the bridge waited between a refusal
+// and its next attempt. No pipelining is assumed (curl does not pipeline): on a connection, the
+// first bytes after a response began start the next request. An upstream reset is passed on as
+// a reset, an upstream FIN as a FIN.
+class RecordingProxy {
+ public:
+  struct Entry {
+    std::chrono::steady_clock::time_point at;
+    int connection = 0;
+    bool is_request = false;  // false: the start of a response
+    std::string first_line;   // "GET /api/v1/events?... HTTP/1.1" or "HTTP/1.1 429 ..."
+    std::string head;         // the bytes of the chunk that started it (headers, at most 4 KiB)
+  };
+  explicit RecordingProxy(int upstream_port);
+  ~RecordingProxy();
+  RecordingProxy(const RecordingProxy&) = delete;
+  RecordingProxy& operator=(const RecordingProxy&) = delete;
+  int port() const { return port_; }
+  std::string site() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<Entry> Entries() const;
+
+  struct Impl;
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "Basic <base64(email:api_key)>" as the bridge sends it, to tell accounts apart in the proxy's
+// entries.
+std::string BasicAuthorization(const std::string& email, const std::string& api_key);
+
+// The test broker's control script (ZB_KAFKA_CTL, tests/kafka/broker) on its directory
+// (ZB_KAFKA_DIR): `verb` is stop, start, kill or restart. Returns the script's exit code (-1 when
+// the variables are unset or it did not finish within `timeout`).
+int KafkaCtl(const std::string& verb, std::chrono::milliseconds timeout);
+bool KafkaCtlAvailable();
+
+// The port the bridge's health server bound, read from its log line "HTTP listener up"; 0 when
+// it is not there yet.
+int HealthPortFromLog(const std::string& log);
+
 }  // namespace zb::testing
 
 #endif  // ZB_TESTS_INTEGRATION_BRIDGE_HARNESS_H_
