@@ -62,6 +62,28 @@ std::string ReadyBody(const Supervisor& supervisor) {
   return buffer.GetString();
 }
 
+// Series derived from the accounts' snapshots at scrape time rather than updated by the
+// accounts: one 0/1 gauge per account and state (so a dashboard can count accounts by state
+// and alert on "parked"), and the records each account has in the producer's hands.
+void UpdateSnapshotMetrics(Supervisor& supervisor) {
+  MetricsRegistry& registry = supervisor.metrics();
+  for (const AccountSnapshot& a : supervisor.AccountSnapshots()) {
+    for (int s = static_cast<int>(AccountState::kIdle);
+         s <= static_cast<int>(AccountState::kStopped); ++s) {
+      auto state = static_cast<AccountState>(s);
+      registry
+          .GetGauge("zb_account_state", "1 for the state the account is in, 0 for the others",
+                    {{"account", a.name}, {"state", std::string(AccountStateName(state))}})
+          .Set(a.state == state ? 1 : 0);
+    }
+    registry
+        .GetGauge("zb_kafka_records_in_flight",
+                  "Records given to the Kafka producer and not yet acknowledged",
+                  {{"account", a.name}})
+        .Set(static_cast<double>(a.in_flight));
+  }
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const HttpConfig& config,
@@ -78,6 +100,7 @@ StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const HttpConfig& co
     res.set_content(ReadyBody(supervisor), "application/json");
   });
   server.Get("/metrics", [&supervisor](const httplib::Request&, httplib::Response& res) {
+    UpdateSnapshotMetrics(supervisor);
     res.set_content(supervisor.metrics().RenderPrometheus(), "text/plain; version=0.0.4");
   });
   int port = config.port;
