@@ -129,7 +129,7 @@ EventInput EventFactory::MakeMessage(const EventFactoryOptions& options) {
   return event;
 }
 
-std::string EventFactory::MakeLively(const EventFactoryOptions& options) {
+const char* EventFactory::PickLivelyType() {
   // Weights out of 100: a busy organisation is mostly messages and typing.
   static constexpr struct {
     const char* type;
@@ -139,10 +139,14 @@ std::string EventFactory::MakeLively(const EventFactoryOptions& options) {
               {"delete_message", 3}, {"subscription", 3}};
   int roll = static_cast<int>(rng_() % 100);
   for (const auto& entry : kMix) {
-    if (roll < entry.weight) return *Make(entry.type, options);
+    if (roll < entry.weight) return entry.type;
     roll -= entry.weight;
   }
-  return *Make("message", options);
+  return "message";
+}
+
+std::string EventFactory::MakeLively(const EventFactoryOptions& options) {
+  return *Make(PickLivelyType(), options);
 }
 
 }  // namespace zb::fake_zulip

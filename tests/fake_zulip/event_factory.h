@@ -45,6 +45,12 @@ class EventFactory {
   // An event of a type drawn from the "lively organisation" mix: mostly messages, then
   // reactions, typing, presence, edits, flag changes, deletions and subscriptions.
   std::string MakeLively(const EventFactoryOptions& options);
+  // The type MakeLively would make next, drawn from the same mix (so that a caller can make the
+  // messages itself, through the organisation).
+  const char* PickLivelyType();
+  // Message content as Make("message") writes it: distinct per call, at least
+  // options.content_bytes long, multi-byte with options.unicode.
+  std::string Content(const EventFactoryOptions& options);
 
   // The id the next message gets; realm-wide, increasing.
   int64_t next_message_id() const { return next_message_id_; }
@@ -54,7 +60,6 @@ class EventFactory {
   void set_now(double now) { now_ = now; }
 
  private:
-  std::string Content(const EventFactoryOptions& options);
   int64_t SomeMessageId();
 
   std::mt19937_64 rng_;

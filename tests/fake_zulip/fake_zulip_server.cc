@@ -765,6 +765,73 @@ void FakeZulipServer::Impl::Control(const ApiRequest& request, const std::string
                   seconds > 0 ? static_cast<double>(result->events) / seconds : 0.0);
     return ok(text);
   }
+  auto strings = [&](const char* name, std::vector<std::string>* out) {
+    auto list = doc.FindMember(name);
+    if (list == doc.MemberEnd()) return true;
+    if (!list->value.IsArray()) return false;
+    for (const auto& v : list->value.GetArray()) {
+      if (!v.IsString()) return false;
+      out->emplace_back(v.GetString(), v.GetStringLength());
+    }
+    return true;
+  };
+  if (path == "/_fake/channels" && method == "POST") {
+    std::vector<std::string> subscribers;
+    if (!strings("subscribers", &subscribers)) return error(400, "subscribers: a list of emails");
+    StatusOr<int64_t> id =
+        core->AddChannel(str("name"), boolean("invite_only", false), subscribers);
+    if (!id.ok()) return from_status(id.status());
+    return ok(R"("stream_id":)" + std::to_string(*id));
+  }
+  if (path == "/_fake/channels" && method == "GET") {
+    const Organisation& org = core->organisation();
+    std::string list = R"("channels":[)";
+    bool first = true;
+    for (const auto& [id, channel] : org.channels()) {
+      list += std::string(first ? "" : ",") + R"({"stream_id":)" + std::to_string(id) +
+              R"(,"name":)" + Quote(channel.name) + R"(,"invite_only":)" +
+              (channel.invite_only ? "true" : "false") + R"(,"subscribers":[)";
+      bool first_member = true;
+      for (int64_t user_id : channel.subscribers) {
+        const Member* member = org.FindMember(user_id);
+        list += (first_member ? "" : ",") + Quote(member ? member->email : "");
+        first_member = false;
+      }
+      list += "]}";
+      first = false;
+    }
+    return ok(list + "]");
+  }
+  if (path == "/_fake/subscriptions" && method == "POST") {
+    return from_status(
+        core->SetSubscribed(str("email"), str("channel"), boolean("subscribe", true)));
+  }
+  if (path == "/_fake/messages" && method == "POST") {
+    SendMessageRequest send;
+    send.sender_email = str("sender_email");
+    send.channel = str("channel");
+    send.topic = str("topic");
+    if (!strings("to", &send.to)) return error(400, "to: a list of emails");
+    send.content = str("content");
+    send.content_bytes = static_cast<size_t>(number("content_bytes").value_or(0));
+    send.unicode = boolean("unicode", false);
+    send.count = static_cast<int64_t>(number("count").value_or(1));
+    StatusOr<SendMessageResult> sent = core->SendMessages(send);
+    if (!sent.ok()) return from_status(sent.status());
+    return ok(R"("first_id":)" + std::to_string(sent->first_id) + R"(,"last_id":)" +
+              std::to_string(sent->last_id) + R"(,"deliveries":)" +
+              std::to_string(sent->deliveries));
+  }
+  if (path == "/_fake/messages/ground_truth" && method == "GET") {
+    response->body = core->MessageGroundTruth();
+    response->status = 200;
+    *content_type = "application/x-ndjson";
+    return;
+  }
+  if (path == "/_fake/queues/drop_older" && method == "POST") {
+    return ok(R"("dropped":)" +
+              std::to_string(core->DropQueuesOlderThan(number("seconds").value_or(0))));
+  }
   if (path == "/_fake/emit/stop" && method == "POST") {
     size_t stopped = emissions.size();
     StopEmissions();
@@ -1030,6 +1097,29 @@ Status FakeZulipServer::SetRegisterWindowEvents(std::string_view email,
 
 StatusOr<EmitResult> FakeZulipServer::Emit(EmitRequest request) {
   return WithCore([&](ZulipCore& core) { return core.Emit(request); });
+}
+
+StatusOr<int64_t> FakeZulipServer::AddChannel(std::string_view name, bool invite_only,
+                                              const std::vector<std::string>& subscriber_emails) {
+  return WithCore(
+      [&](ZulipCore& core) { return core.AddChannel(name, invite_only, subscriber_emails); });
+}
+
+Status FakeZulipServer::SetSubscribed(std::string_view email, std::string_view channel,
+                                      bool subscribed) {
+  return WithCore([&](ZulipCore& core) { return core.SetSubscribed(email, channel, subscribed); });
+}
+
+StatusOr<SendMessageResult> FakeZulipServer::SendMessages(SendMessageRequest request) {
+  return WithCore([&](ZulipCore& core) { return core.SendMessages(request); });
+}
+
+std::string FakeZulipServer::MessageGroundTruth() {
+  return WithCore([](ZulipCore& core) { return core.MessageGroundTruth(); });
+}
+
+size_t FakeZulipServer::DropQueuesOlderThan(double secs) {
+  return WithCore([&](ZulipCore& core) { return core.DropQueuesOlderThan(secs); });
 }
 
 size_t FakeZulipServer::Restart(bool keep_queues) {

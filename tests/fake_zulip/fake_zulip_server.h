@@ -103,6 +103,15 @@ class FakeZulipServer {
   Status SetRegisterWindowEvents(std::string_view email, std::vector<std::string> events);
   // See ZulipCore::Emit.
   StatusOr<EmitResult> Emit(EmitRequest request);
+  // The organisation: see ZulipCore::AddChannel, SetSubscribed, SendMessages and
+  // MessageGroundTruth (one JSON line per message).
+  StatusOr<int64_t> AddChannel(std::string_view name, bool invite_only,
+                               const std::vector<std::string>& subscriber_emails);
+  Status SetSubscribed(std::string_view email, std::string_view channel, bool subscribed);
+  StatusOr<SendMessageResult> SendMessages(SendMessageRequest request);
+  std::string MessageGroundTruth();
+  // Queues created more than `secs` fake seconds ago; returns how many were dropped.
+  size_t DropQueuesOlderThan(double secs);
   // See ZulipCore::Restart; the parked GETs' connections are closed without an answer.
   // Returns how many were.
   size_t Restart(bool keep_queues);

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -318,6 +319,26 @@ ZulipCore::ZulipCore(FakeClock& clock, uint64_t seed, FinishFn finish)
       next_gc_(clock.Now() + kGcIntervalSecs),
       server_generation_(static_cast<int64_t>(clock.Now())) {
   factory_ = EventFactory(seed);
+  // A few humans, as in Zulip's development realm, so that messages have senders and direct
+  // messages have someone to go to. Iago is the EventFactory's default sender (id 11).
+  static constexpr struct {
+    int64_t id;
+    const char* email;
+    const char* key;
+    const char* name;
+  } kHumans[] = {
+      {11, "iago@zulip.com", "iago0000iago0000iago0000iago0000", "Iago"},
+      {12, "hamlet@zulip.com", "hamlet00hamlet00hamlet00hamlet00", "King Hamlet"},
+      {13, "cordelia@zulip.com", "cordeliacordeliacordeliacordelia", "Cordelia, Lear's daughter"},
+      {14, "othello@zulip.com", "othello0othello0othello0othello0", "Othello, the Moor of Venice"},
+  };
+  for (const auto& human : kHumans) {
+    (void)AddUser({.id = human.id,
+                   .email = human.email,
+                   .api_key = human.key,
+                   .full_name = human.name,
+                   .is_bot = false});
+  }
 }
 
 ZulipCore::~ZulipCore() = default;
@@ -332,19 +353,21 @@ StatusOr<int64_t> ZulipCore::AddUser(FakeUser user) {
   if (user_by_key_.count(user.api_key)) {
     return Status::InvalidArgument("user " + user.email + " reuses another user's API key");
   }
+  auto taken = [&](int64_t id) {
+    return std::any_of(users_.begin(), users_.end(), [&](const FakeUser& u) { return u.id == id; });
+  };
   if (user.id == 0) {
-    int64_t max_id = 7;  // ids of a fresh realm's system bots come first
-    for (const auto& u : users_) max_id = std::max(max_id, u.id);
-    user.id = max_id + 1;
+    user.id = 8;  // ids of a fresh realm's system bots come first
+    while (taken(user.id)) ++user.id;
   }
-  for (const auto& u : users_) {
-    if (u.id == user.id) return Status::InvalidArgument("user id taken");
-  }
+  if (taken(user.id)) return Status::InvalidArgument("user id taken");
   if (user.full_name.empty()) user.full_name = user.email.substr(0, user.email.find('@'));
   user_by_email_[Lower(user.email)] = users_.size();
   user_by_key_[user.api_key] = users_.size();
   users_.push_back(std::move(user));
-  return users_.back().id;
+  const FakeUser& added = users_.back();
+  org_.AddMember({added.id, added.email, added.full_name, added.is_bot});
+  return added.id;
 }
 
 const FakeUser* ZulipCore::FindUser(std::string_view email) const {
@@ -443,7 +466,8 @@ ApiOutcome ZulipCore::Handle(const ApiRequest& request, uint64_t handler_id) {
 
   bool is_events = request.path == "/api/v1/events";
   bool is_register = request.path == "/api/v1/register";
-  if (!is_events && !is_register) {
+  bool is_messages = request.path == "/api/v1/messages";
+  if (!is_events && !is_register && !is_messages) {
     outcome.response = JsonError(404, "Endpoint not found", "BAD_REQUEST");
     return outcome;
   }
@@ -476,6 +500,8 @@ ApiOutcome ZulipCore::Handle(const ApiRequest& request, uint64_t handler_id) {
     outcome = GetEvents(*user, request, handler_id, rate_headers);
   } else if (is_events && request.method == "DELETE") {
     outcome = DeleteEvents(*user, request);
+  } else if (is_messages && request.method == "GET") {
+    outcome = GetMessages(*user, request);
   } else {
     outcome.response = JsonError(405, "Method Not Allowed", "BAD_REQUEST");
   }
@@ -570,7 +596,8 @@ ApiOutcome ZulipCore::Register(const FakeUser& user, const ApiRequest& request) 
                      R"(,"zulip_merge_base":)" + JsonQuote(identity_.zulip_merge_base);
   if (want("message")) {
     auto it = max_message_id_.find(user.id);
-    body += R"(,"max_message_id":)" + std::to_string(it == max_message_id_.end() ? -1 : it->second);
+    body += R"(,"max_message_id":)" +
+            std::to_string(it == max_message_id_.end() ? MaxMessageId(user.id) : it->second);
   }
   if (want("realm")) {
     body += R"(,"event_queue_longpoll_timeout_seconds":)" + std::to_string(kLongpollTimeoutSecs);
@@ -831,16 +858,51 @@ StatusOr<EmitResult> ZulipCore::Emit(const EmitRequest& request) {
     if (!parsed.ok()) return parsed.status();
     fixed = std::move(*parsed);
   }
+  // Made messages are sent through the organisation, so they have a member as sender, a
+  // channel, and a place in the history that GET /messages reads.
+  EventFactoryOptions options = request.options;
+  const Member* sender = nullptr;
+  const Channel* channel = nullptr;
+  if (!fixed && (request.type == "message" || request.type == "lively")) {
+    sender = org_.FindMemberByEmail(options.sender_email);
+    if (!sender) return Status::InvalidArgument("no user " + options.sender_email);
+    channel = org_.FindChannel(options.stream);
+    if (!channel) return Status::InvalidArgument("no channel \"" + options.stream + "\"");
+    options.sender_id = sender->id;
+    options.stream_id = channel->id;
+  }
+  std::vector<Client*> targets;
+  if (queue) targets.push_back(queue);
+  if (auto ids = clients_by_user_.find(user_id); !queue && ids != clients_by_user_.end()) {
+    for (const std::string& id : ids->second) targets.push_back(clients_.at(id).get());
+  }
   factory_.set_now(clock_.Now());
   EmitResult result;
+  std::vector<std::pair<int, EventInput>> variants;
   for (int64_t i = 0; i < request.count; ++i) {
     std::optional<EventInput> made;
-    if (!fixed && request.type == "message") {
-      made = factory_.MakeMessage(request.options);
-    } else if (!fixed) {
-      std::string json = request.type == "lively" ? factory_.MakeLively(request.options)
-                                                  : *factory_.Make(request.type, request.options);
-      StatusOr<EventInput> parsed = ParseEvent(json);
+    const char* type = request.type.c_str();
+    if (!fixed && request.type == "lively") type = factory_.PickLivelyType();
+    if (!fixed && std::string_view(type) == "message") {
+      // The emit's target alone gets it (a benchmark decides its own fan-out); the history has
+      // it as a message to the channel's subscribers.
+      org_.ReserveMessageIds(factory_.next_message_id());
+      const Message& message = org_.SendToChannel(
+          sender->id, *channel, "topic " + std::to_string(org_.next_message_id() % 7),
+          factory_.Content(options), static_cast<int64_t>(clock_.Now()));
+      factory_.set_next_message_id(org_.next_message_id());
+      variants.clear();
+      ++result.events;
+      for (Client* client : targets) {
+        const EventInput& event = MessageEvent(message, *client, &variants);
+        if (!queue && !Accepts(*client, event)) continue;
+        AddEvent(*client, event);
+        ++result.deliveries;
+      }
+      continue;
+    }
+    if (!fixed) {
+      StatusOr<EventInput> parsed = ParseEvent(*factory_.Make(type, options));
       if (!parsed.ok()) return parsed.status();
       made = std::move(*parsed);
     }
@@ -1063,6 +1125,286 @@ std::string ZulipCore::GroundTruthForUser(std::string_view email) const {
     AppendGroundTruth(info.queue_id, clients_.at(info.queue_id)->queue.ground_truth(), &out);
   }
   return out;
+}
+
+size_t ZulipCore::DropQueuesOlderThan(double secs) {
+  double now = clock_.Now();
+  std::vector<std::string> ids;
+  for (const auto& [id, client] : clients_) {
+    if (now - client->created >= secs) ids.push_back(id);
+  }
+  for (const auto& id : ids) (void)DropQueue(id);
+  return ids.size();
+}
+
+StatusOr<int64_t> ZulipCore::AddChannel(std::string_view name, bool invite_only,
+                                        const std::vector<std::string>& subscriber_emails) {
+  std::vector<int64_t> ids;
+  for (const std::string& email : subscriber_emails) {
+    const FakeUser* user = FindUser(email);
+    if (!user) return Status::NotFound("no user " + email);
+    ids.push_back(user->id);
+  }
+  return org_.AddChannel(name, invite_only, ids);
+}
+
+Status ZulipCore::SetSubscribed(std::string_view email, std::string_view channel, bool subscribed) {
+  const FakeUser* user = FindUser(email);
+  if (!user) return Status::NotFound("no user " + std::string(email));
+  return org_.SetSubscribed(user->id, channel, subscribed);
+}
+
+int64_t ZulipCore::MaxMessageId(int64_t user_id) const {
+  const auto& messages = org_.messages();
+  for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+    if (Organisation::HasRow(*it, user_id)) return it->id;
+  }
+  return -1;
+}
+
+const EventInput& ZulipCore::MessageEvent(const Message& message, const Client& client,
+                                          std::vector<std::pair<int, EventInput>>* cache) {
+  // process_message_event(): the sender's copy is read; a recipient's is unread; a copy for an
+  // all_public_streams or narrowed queue whose user did not receive the message has no flags.
+  bool read = message.sender_id == client.user_id;
+  int key = (read ? 4 : 0) | (client.apply_markdown ? 2 : 0) | (client.client_gravatar ? 1 : 0);
+  for (const auto& [k, event] : *cache) {
+    if (k == key) return event;
+  }
+  EventInput event;
+  event.body = org_.EventBody(message, client.apply_markdown, client.client_gravatar,
+                              read ? R"(["read"])" : "[]");
+  event.type = event.full_type = "message";
+  event.message_type = message.is_channel() ? "stream" : "private";
+  if (const Channel* channel = org_.FindChannel(message.channel_id)) {
+    event.stream_name = channel->name;
+  }
+  event.topic = message.topic;
+  if (const Member* sender = org_.FindMember(message.sender_id)) {
+    event.sender_email = sender->email;
+  }
+  if (read) event.flags.push_back("read");
+  cache->emplace_back(key, std::move(event));
+  return cache->back().second;
+}
+
+int64_t ZulipCore::DeliverMessage(const Message& message, const std::vector<Client*>& listeners) {
+  std::vector<std::pair<int, EventInput>> variants;
+  int64_t deliveries = 0;
+  auto deliver = [&](Client& client) {
+    const EventInput& event = MessageEvent(message, client, &variants);
+    if (!Accepts(client, event)) return;
+    AddEvent(client, event);
+    ++deliveries;
+  };
+  std::vector<int64_t> rows;
+  if (message.is_channel()) {
+    if (message.subscribers) rows = *message.subscribers;
+    if (!std::binary_search(rows.begin(), rows.end(), message.sender_id)) {
+      rows.push_back(message.sender_id);
+    }
+  } else {
+    rows = message.dm_user_ids;
+  }
+  for (int64_t user_id : rows) {
+    auto ids = clients_by_user_.find(user_id);
+    if (ids == clients_by_user_.end()) continue;
+    for (const std::string& id : ids->second) deliver(*clients_.at(id));
+  }
+  // FACTS §3: all_public_streams and narrowed queues get every public-channel message.
+  const Channel* channel = message.is_channel() ? org_.FindChannel(message.channel_id) : nullptr;
+  if (channel && !channel->invite_only) {
+    for (Client* client : listeners) {
+      if (!Organisation::HasRow(message, client->user_id)) deliver(*client);
+    }
+  }
+  return deliveries;
+}
+
+StatusOr<SendMessageResult> ZulipCore::SendMessages(const SendMessageRequest& request) {
+  if (request.count < 0 || request.count > 10'000'000) {
+    return Status::InvalidArgument("count must be 0 to 10000000");
+  }
+  const FakeUser* sender = FindUser(request.sender_email);
+  if (!sender) return Status::NotFound("no user " + request.sender_email);
+  if (request.channel.empty() == request.to.empty()) {
+    return Status::InvalidArgument("give either a channel (and topic) or \"to\"");
+  }
+  const Channel* channel = nullptr;
+  std::vector<int64_t> to;
+  if (!request.channel.empty()) {
+    channel = org_.FindChannel(request.channel);
+    if (!channel) return Status::NotFound("no channel \"" + request.channel + "\"");
+    if (request.topic.empty()) return Status::InvalidArgument("a channel message needs a topic");
+  } else {
+    for (const std::string& email : request.to) {
+      const FakeUser* user = FindUser(email);
+      if (!user) return Status::NotFound("no user " + email);
+      to.push_back(user->id);
+    }
+  }
+  std::vector<Client*> listeners;
+  for (const auto& [id, client] : clients_) {
+    if (client->all_public_streams || !client->narrow.empty()) listeners.push_back(client.get());
+  }
+  EventFactoryOptions options;
+  options.content_bytes = request.content_bytes;
+  options.unicode = request.unicode;
+  SendMessageResult result;
+  org_.ReserveMessageIds(factory_.next_message_id());
+  for (int64_t i = 0; i < request.count; ++i) {
+    std::string content = request.content.empty() ? factory_.Content(options) : request.content;
+    int64_t now = static_cast<int64_t>(clock_.Now());
+    const Message& message =
+        channel ? org_.SendToChannel(sender->id, *channel, request.topic, std::move(content), now)
+                : org_.SendDirect(sender->id, to, std::move(content), now);
+    if (i == 0) result.first_id = message.id;
+    result.last_id = message.id;
+    result.deliveries += DeliverMessage(message, listeners);
+  }
+  factory_.set_next_message_id(org_.next_message_id());
+  return result;
+}
+
+ApiOutcome ZulipCore::GetMessages(const FakeUser& user, const ApiRequest& request) {
+  // get_messages_backend() in zerver/views/message_fetch.py.
+  ApiOutcome outcome;
+  Params params(request.params);
+  std::optional<HttpResponse> error;
+  auto missing = [&](const char* name) {
+    outcome.response =
+        JsonError(400, "Missing '" + std::string(name) + "' argument", "REQUEST_VARIABLE_MISSING",
+                  R"("var_name":")" + std::string(name) + R"(")");
+    return outcome;
+  };
+  FetchRequest fetch;
+  fetch.user_id = user.id;
+  const std::string* anchor = params.Raw("anchor");
+  if (!anchor) return missing("anchor");
+  std::string anchor_text(Strip(*anchor));
+  if (anchor_text.size() >= 2 && anchor_text.front() == '"' && anchor_text.back() == '"') {
+    anchor_text = anchor_text.substr(1, anchor_text.size() - 2);
+  }
+  bool first_unread = false;
+  if (anchor_text == "newest") {
+    fetch.anchored_to_right = true;
+    fetch.anchor = Organisation::kNewestAnchor;
+  } else if (anchor_text == "oldest") {
+    fetch.anchored_to_left = true;
+  } else if (anchor_text == "first_unread") {
+    first_unread = true;
+  } else {
+    char* end = nullptr;
+    long long value = std::strtoll(anchor_text.c_str(), &end, 10);
+    if (anchor_text.empty() || *end != '\0' || value < 0) {
+      outcome.response = BadRequest("Invalid anchor");
+      return outcome;
+    }
+    fetch.anchor = std::min<long long>(value, Organisation::kNewestAnchor);
+  }
+  std::optional<int64_t> num_before = params.Int("num_before", &error);
+  std::optional<int64_t> num_after;
+  if (!error) num_after = params.Int("num_after", &error);
+  if (!error) fetch.include_anchor = params.Bool("include_anchor", &error).value_or(true);
+  bool apply_markdown = true;
+  bool client_gravatar = true;
+  if (!error) apply_markdown = params.Bool("apply_markdown", &error).value_or(true);
+  if (!error) client_gravatar = params.Bool("client_gravatar", &error).value_or(true);
+  rapidjson::Document narrow;
+  bool has_narrow = !error && params.Json("narrow", &narrow, &error);
+  if (error) {
+    outcome.response = std::move(*error);
+    return outcome;
+  }
+  if (!num_before) return missing("num_before");
+  if (!num_after) return missing("num_after");
+  if (*num_before < 0 || *num_after < 0) {
+    outcome.response =
+        BadRequest(std::string(*num_before < 0 ? "num_before" : "num_after") + " is too small");
+    return outcome;
+  }
+  fetch.num_before = *num_before;
+  fetch.num_after = *num_after;
+  static constexpr int64_t kMaxMessagesPerFetch = 5000;
+  if (fetch.num_before + fetch.num_after > kMaxMessagesPerFetch) {
+    outcome.response = BadRequest("Too many messages requested (maximum 5000).");
+    return outcome;
+  }
+  if (fetch.num_before > 0 && fetch.num_after > 0 && !fetch.include_anchor) {
+    outcome.response = BadRequest("The anchor can only be excluded at an end of the range");
+    return outcome;
+  }
+  if (has_narrow && !narrow.IsNull()) {
+    if (!narrow.IsArray()) {
+      outcome.response = BadRequest("narrow is not a list");
+      return outcome;
+    }
+    auto operand_text = [](const rapidjson::Value& v) -> std::optional<std::string> {
+      if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+      if (v.IsInt64()) return std::to_string(v.GetInt64());
+      return std::nullopt;
+    };
+    for (const auto& element : narrow.GetArray()) {
+      NarrowTerm term;
+      std::optional<std::string> op, operand;
+      if (element.IsArray() && element.Size() == 2) {
+        op = operand_text(element[0]);
+        operand = operand_text(element[1]);
+      } else if (element.IsObject() && element.HasMember("operator") &&
+                 element.HasMember("operand")) {
+        op = operand_text(element["operator"]);
+        operand = operand_text(element["operand"]);
+        auto negated = element.FindMember("negated");
+        if (negated != element.MemberEnd() && negated->value.IsBool()) {
+          term.negated = negated->value.GetBool();
+        }
+      }
+      if (!op || !operand) {
+        outcome.response =
+            BadRequest("Invalid narrow[" + std::to_string(fetch.narrow.size()) + "]");
+        return outcome;
+      }
+      term.op = *op;
+      term.operand = *operand;
+      fetch.narrow.push_back(std::move(term));
+    }
+  }
+  if (first_unread) {
+    // The oldest message the user received and has not read (nothing here marks one read), or
+    // else the newest.
+    fetch.anchored_to_right = true;
+    fetch.anchor = Organisation::kNewestAnchor;
+    for (const Message& m : org_.messages()) {
+      if (m.sender_id != user.id && Organisation::HasRow(m, user.id)) {
+        fetch.anchored_to_right = false;
+        fetch.anchor = m.id;
+        break;
+      }
+    }
+  }
+  StatusOr<FetchResult> result = org_.Fetch(fetch);
+  if (!result.ok()) {
+    outcome.response = JsonError(400, result.status().message(), "BAD_NARROW");
+    return outcome;
+  }
+  std::string body = R"({"result":"success","msg":"","found_anchor":)";
+  body += result->found_anchor ? "true" : "false";
+  body += R"(,"found_oldest":)";
+  body += result->found_oldest ? "true" : "false";
+  body += R"(,"found_newest":)";
+  body += result->found_newest ? "true" : "false";
+  body +=
+      R"(,"history_limited":false,"anchor":)" + std::to_string(fetch.anchor) + R"(,"messages":[)";
+  bool first = true;
+  for (const Message* m : result->messages) {
+    if (!first) body += ',';
+    first = false;
+    org_.AppendMessageJson(*m, apply_markdown, client_gravatar,
+                           Organisation::FlagsJson(*m, user.id), &body);
+  }
+  body += "]}";
+  outcome.response = JsonResponse(200, std::move(body));
+  return outcome;
 }
 
 int ZulipCore::RegisterCount(std::string_view email) const {

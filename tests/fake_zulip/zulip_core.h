@@ -25,6 +25,7 @@
 #include "tests/fake_zulip/event_factory.h"
 #include "tests/fake_zulip/event_queue.h"
 #include "tests/fake_zulip/fake_clock.h"
+#include "tests/fake_zulip/organisation.h"
 #include "tests/fake_zulip/rate_limiter.h"
 
 namespace zb::fake_zulip {
@@ -90,6 +91,27 @@ struct EmitResult {
   int64_t deliveries = 0;  // (queue, event) pairs pushed
 };
 
+// Messages to send through the organisation (ZulipCore::SendMessages): from `sender_email`,
+// to `channel` and `topic`, or directly to the users in `to`. Each of the `count` messages has
+// `content`, or (if empty) made content of at least `content_bytes` bytes, with multi-byte
+// characters if `unicode`, distinct per message.
+struct SendMessageRequest {
+  std::string sender_email;
+  std::string channel;
+  std::string topic;
+  std::vector<std::string> to;
+  std::string content;
+  size_t content_bytes = 0;
+  bool unicode = false;
+  int64_t count = 1;
+};
+
+struct SendMessageResult {
+  int64_t first_id = 0;  // the messages' ids are first_id..last_id
+  int64_t last_id = 0;
+  int64_t deliveries = 0;  // (queue, message) pairs pushed
+};
+
 // Facts about one queue, for tests and the control interface.
 struct QueueInfo {
   std::string queue_id;
@@ -136,8 +158,29 @@ class ZulipCore {
   // Per-user rules as an administrator sets them ("60:200"); empty = the default again.
   Status SetRateLimit(std::string_view email, std::vector<RateRule> rules);
   void SetDefaultRateLimit(std::vector<RateRule> rules);
-  // The value /register returns as max_message_id for `email` (default -1: no messages).
+  // The value /register returns as max_message_id for `email`, instead of the highest id among
+  // the user's UserMessage rows (-1 without any), which it is by default (FACTS §2.2).
   Status SetMaxMessageId(std::string_view email, int64_t max_message_id);
+
+  // The organisation (FACTS §3): every user added is a member, subscribed to the default
+  // channels. A fresh core also has four human members (README.md): iago@zulip.com (id 11),
+  // hamlet@zulip.com, cordelia@zulip.com and othello@zulip.com.
+  const Organisation& organisation() const { return org_; }
+  // A channel; InvalidArgument for a taken name, NotFound for an unknown subscriber.
+  StatusOr<int64_t> AddChannel(std::string_view name, bool invite_only,
+                               const std::vector<std::string>& subscriber_emails);
+  // NotFound for an unknown user or channel.
+  Status SetSubscribed(std::string_view email, std::string_view channel, bool subscribed);
+  // Sends messages as Zulip does: each gets the next realm-wide id, goes into the history with
+  // a UserMessage row for each recipient (the channel's subscribers, or the direct message's
+  // participants, and the sender), and is pushed as a `message` event to every queue that
+  // should see it: the recipients' queues (flags [] , the sender's own ["read"]), and for a
+  // public channel every all_public_streams or narrowed queue (flags []), each queue's
+  // event_types and narrow permitting. NotFound for an unknown sender, channel or recipient,
+  // InvalidArgument for a bad request (no recipient, or both kinds; a count outside 0..10^7).
+  StatusOr<SendMessageResult> SendMessages(const SendMessageRequest& request);
+  // The message ground truth: Organisation::GroundTruth().
+  std::string MessageGroundTruth() const { return org_.GroundTruth(); }
 
   // Handles one API request. `handler_id` names it if it parks.
   ApiOutcome Handle(const ApiRequest& request, uint64_t handler_id);
@@ -169,6 +212,8 @@ class ZulipCore {
   size_t DropAllQueues();
   // Queues whose last blocking poll is older than `secs`; returns how many were dropped.
   size_t DropQueuesIdleFor(double secs);
+  // Queues created more than `secs` ago, however busy; returns how many were dropped.
+  size_t DropQueuesOlderThan(double secs);
   // The next /register of `email` sees these events arrive between allocating its queue and
   // reading the initial state (FACTS §2.2): they are pushed to the new queue and skipped by
   // the last_event_id the register returns.
@@ -205,6 +250,15 @@ class ZulipCore {
   ApiOutcome GetEvents(const FakeUser& user, const ApiRequest& request, uint64_t handler_id,
                        Headers rate_headers);
   ApiOutcome DeleteEvents(const FakeUser& user, const ApiRequest& request);
+  ApiOutcome GetMessages(const FakeUser& user, const ApiRequest& request);
+  int64_t MaxMessageId(int64_t user_id) const;
+  // The message event as `client` gets it (its apply_markdown and client_gravatar, the flags of
+  // its user, or [] when `historical`); `cache` keeps the variants made for one message.
+  const EventInput& MessageEvent(const Message& message, const Client& client,
+                                 std::vector<std::pair<int, EventInput>>* cache);
+  // Pushes `message` to every queue that should see it (see SendMessages); `listeners` are the
+  // all_public_streams and narrowed queues.
+  int64_t DeliverMessage(const Message& message, const std::vector<Client*>& listeners);
   Client& NewClient(const FakeUser& user);
   bool Accepts(const Client& client, const EventInput& event) const;
   int64_t AddEvent(Client& client, const EventInput& event);
@@ -232,6 +286,7 @@ class ZulipCore {
   std::set<std::string> unsupported_register_params_;
   RateLimiter rate_limiter_;
   EventFactory factory_;
+  Organisation org_;
 
   std::unordered_map<std::string, std::unique_ptr<Client>> clients_;
   std::unordered_map<int64_t, std::set<std::string>> clients_by_user_;
