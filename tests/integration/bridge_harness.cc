@@ -304,6 +304,77 @@ std::vector<ReadRecord> ReadTopics(const std::string& brokers, const std::set<st
   return records;
 }
 
+std::vector<ReadRecord> ReadTopicsInBatches(
+    const std::string& brokers, const std::set<std::string>& topics,
+    const std::function<bool(const std::vector<ReadRecord>&)>& want,
+    std::chrono::milliseconds timeout) {
+  std::vector<ReadRecord> records;
+  // As in ReadTopics: a record is kept once per (topic, partition, offset).
+  std::set<std::tuple<std::string, int32_t, int64_t>> seen;
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::string group = UniqueTopic("zb.test.reader");
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "1000", errstr, sizeof errstr);
+  rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr, sizeof errstr);
+  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (consumer == nullptr) {
+    ADD_FAILURE() << errstr;
+    return records;
+  }
+  rd_kafka_poll_set_consumer(consumer);
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+  for (const std::string& t : topics) {
+    rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  rd_kafka_subscribe(consumer, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  auto take = [&](rd_kafka_message_t* msg) {
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        seen.emplace(rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset).second) {
+      ReadRecord r;
+      r.topic = rd_kafka_topic_name(msg->rkt);
+      r.partition = msg->partition;
+      r.offset = msg->offset;
+      if (msg->key) r.key = std::string(static_cast<const char*>(msg->key), msg->key_len);
+      r.value.assign(static_cast<const char*>(msg->payload), msg->len);
+      rd_kafka_timestamp_type_t type;
+      r.timestamp_ms = rd_kafka_message_timestamp(msg, &type);
+      rd_kafka_headers_t* headers = nullptr;
+      if (rd_kafka_message_headers(msg, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* name;
+        const void* value;
+        size_t size;
+        for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                           RD_KAFKA_RESP_ERR_NO_ERROR;
+             ++i) {
+          r.headers[name] = std::string(static_cast<const char*>(value), size);
+        }
+      }
+      records.push_back(std::move(r));
+    }
+    rd_kafka_message_destroy(msg);
+  };
+  WaitFor(
+      [&] {
+        rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer, 100);
+        for (int taken = 0; msg != nullptr && taken < 10000; ++taken) {
+          take(msg);
+          msg = rd_kafka_consumer_poll(consumer, 0);
+        }
+        if (msg != nullptr) take(msg);
+        return want(records);
+      },
+      timeout);
+  rd_kafka_consumer_close(consumer);
+  rd_kafka_destroy(consumer);
+  return records;
+}
+
 // One thread accepts; each connection gets one thread per direction with blocking reads, so a
 // slow reader on one connection never holds up another.
 struct RecordingProxy::Impl {
