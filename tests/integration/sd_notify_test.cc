@@ -1,0 +1,226 @@
+// sd_notify end to end (issue 9): the bridge as a subprocess talks to a fake NOTIFY_SOCKET (a
+// datagram socket this test binds), as systemd would see it. Each test fails when its property
+// breaks: READY=1 waiting on Zulip or Kafka, a missing STATUS= or STOPPING=1, or a WATCHDOG=1
+// missed while Kafka is down (the watchdog must say "the loop turns", never "Kafka is up", or a
+// Kafka outage becomes a restart loop).
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/bridge_harness.h"
+#include "tests/test_support.h"
+
+namespace zb::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The NOTIFY_SOCKET end: every datagram with the time it arrived.
+class FakeNotifySocket {
+ public:
+  struct Message {
+    Clock::time_point at;
+    std::string text;
+  };
+
+  explicit FakeNotifySocket(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << path;
+    timeval timeout{0, 100'000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    reader_ = std::thread([this] {
+      char buffer[4096];
+      while (!stop_) {
+        ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+        if (n <= 0) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        messages_.push_back({Clock::now(), std::string(buffer, static_cast<size_t>(n))});
+      }
+    });
+  }
+  ~FakeNotifySocket() {
+    stop_ = true;
+    reader_.join();
+    close(fd_);
+    unlink(path_.c_str());
+  }
+
+  std::vector<Message> messages() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return messages_;
+  }
+  // Messages containing `line` (e.g. "READY=1") since `since`.
+  size_t Count(const std::string& line, Clock::time_point since = {}) {
+    size_t n = 0;
+    for (const Message& m : messages()) n += m.at >= since && Has(m, line);
+    return n;
+  }
+  static bool Has(const Message& m, const std::string& line) {
+    return ("\n" + m.text + "\n").find("\n" + line + "\n") != std::string::npos ||
+           (line.back() == '=' && ("\n" + m.text).find("\n" + line) != std::string::npos);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Message> messages_;
+  std::thread reader_;
+};
+
+// A broker of this test's own, so that stopping it disturbs no other test.
+class PrivateBroker {
+ public:
+  explicit PrivateBroker(std::string dir) : dir_(std::move(dir)) {}
+  ~PrivateBroker() { Run("stop"); }
+  // Runs `broker <verb> DIR`; its output (the address, for start).
+  std::string Run(const std::string& verb) {
+    const char* ctl = std::getenv("ZB_KAFKA_CTL");
+    if (ctl == nullptr) return "";
+    std::string output;
+    FILE* pipe = popen((std::string(ctl) + " " + verb + " " + dir_ + " 2>&1").c_str(), "r");
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+    EXPECT_EQ(pclose(pipe), 0) << "broker " << verb << ": " << output;
+    while (!output.empty() && output.back() == '\n') output.pop_back();
+    size_t last_line = output.rfind('\n');
+    return last_line == std::string::npos ? output : output.substr(last_line + 1);
+  }
+
+ private:
+  std::string dir_;
+};
+
+class SdNotifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::getenv("ZB_KAFKA_CTL") == nullptr) {
+      if (RunningInCi()) FAIL() << "ZB_KAFKA_CTL is not set under CI";
+      GTEST_SKIP() << "ZB_KAFKA_CTL is not set; run the tests through ./dev test";
+    }
+    notify_ = std::make_unique<FakeNotifySocket>(dir_.Sub("notify.sock"));
+  }
+
+  void TearDown() override {
+    if (HasFailure() && bridge_) std::cerr << "---- bridge log ----\n" << bridge_->Log();
+  }
+
+  void WriteConfig(const std::string& brokers, const std::string& site) {
+    WriteFile(dir_.Sub("bot.key"), std::string(kKey) + "\n");
+    WriteFile(dir_.Sub("zulip-bridge.yaml"),
+              "kafka:\n  brokers: [" + brokers + "]\n  topic_template: \"" + prefix_ +
+                  ".{type}\"\n  flush_timeout_secs: 3\n  properties:\n"
+                  "    reconnect.backoff.max.ms: \"500\"\nstate_dir: " +
+                  dir_.Sub("state") +
+                  "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: info\naccounts:\n"
+                  "  - name: bot\n    site: " +
+                  site + "\n    email: " + kEmail + "\n    api_key_file: " + dir_.Sub("bot.key") +
+                  "\n");
+  }
+
+  void StartBridge(const std::string& watchdog_usec) {
+    std::vector<std::string> env = {"NOTIFY_SOCKET=" + dir_.Sub("notify.sock")};
+    if (!watchdog_usec.empty()) env.push_back("WATCHDOG_USEC=" + watchdog_usec);
+    bridge_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{BridgeBinary(), "--config", dir_.Sub("zulip-bridge.yaml")},
+        dir_.Sub("bridge.log"), env);
+  }
+
+  static constexpr char kEmail[] = "notify-bot@example.com";
+  static constexpr char kKey[] = "notifyKey56789abcdefghijklmnopqr";
+  TempDir dir_;
+  std::string prefix_ = UniqueTopic("zbsd");
+  std::unique_ptr<FakeNotifySocket> notify_;
+  std::unique_ptr<Subprocess> bridge_;
+};
+
+TEST_F(SdNotifyTest, ReadyWithoutWaitingOnZulipOrKafkaThenStatusAndStoppingOnSigterm) {
+  // Nothing listens on port 9 (discard) on loopback: neither Zulip nor Kafka is reachable.
+  WriteConfig("127.0.0.1:9", "http://127.0.0.1:9");
+  StartBridge("");
+  ASSERT_TRUE(WaitFor([&] { return notify_->Count("READY=1") == 1; }, std::chrono::seconds(20)))
+      << bridge_->Log();
+  // Zulip cannot be reached: the one account backs off, and STATUS says so.
+  std::string status;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        for (const auto& m : notify_->messages()) {
+          if (FakeNotifySocket::Has(m, "STATUS=")) status = m.text;
+        }
+        return status.find("1 backing off") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << status;
+  // No watchdog was asked for: no pings.
+  EXPECT_EQ(notify_->Count("WATCHDOG=1"), 0u);
+
+  bridge_->Signal(SIGTERM);
+  std::optional<int> code = bridge_->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(notify_->Count("STOPPING=1"), 1u);
+}
+
+TEST_F(SdNotifyTest, WatchdogIsNeverMissedWhileKafkaIsDown) {
+  PrivateBroker broker(dir_.Sub("kafka"));
+  std::string brokers = broker.Run("start");
+  ASSERT_FALSE(brokers.empty());
+  FakeZulip zulip(dir_.path(), {{kEmail, kKey}});
+  WriteConfig(brokers, zulip.site());
+  constexpr auto kWatchdog = std::chrono::seconds(2);  // WatchdogSec=2: a ping every second
+  StartBridge("2000000");
+  ASSERT_TRUE(
+      WaitFor([&] { return zulip.QueuesOf(kEmail).size() == 1; }, std::chrono::seconds(30)));
+  ASSERT_FALSE(zulip.PushEvent(kEmail, R"({"type":"typing","op":"start"})").empty());
+
+  broker.Run("stop");
+  Clock::time_point stopped = Clock::now();
+  ASSERT_FALSE(zulip.PushEvent(kEmail, R"({"type":"typing","op":"stop"})").empty());
+  // Down for several watchdog periods: at least 5 pings while Kafka is gone.
+  ASSERT_TRUE(WaitFor([&] { return notify_->Count("WATCHDOG=1", stopped) >= 5; },
+                      std::chrono::seconds(30)));
+  EXPECT_TRUE(bridge_->running());
+  broker.Run("start");
+  // Both events reach Kafka once it is back.
+  std::vector<ReadRecord> records = ReadTopics(
+      brokers, {prefix_ + ".typing"},
+      [](const std::vector<ReadRecord>& so_far) { return so_far.size() >= 2; },
+      std::chrono::seconds(60));
+  EXPECT_GE(records.size(), 2u);
+
+  std::vector<FakeNotifySocket::Message> messages = notify_->messages();
+  Clock::time_point previous{};
+  size_t pings = 0;
+  for (const auto& m : messages) {
+    if (!FakeNotifySocket::Has(m, "WATCHDOG=1")) continue;
+    if (pings++ > 0) {
+      EXPECT_LT(m.at - previous, kWatchdog)
+          << "a watchdog ping came "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(m.at - previous).count()
+          << " ms after the one before";
+    }
+    previous = m.at;
+  }
+  EXPECT_GE(pings, 5u);
+  bridge_->Signal(SIGTERM);
+  bridge_->Wait(std::chrono::seconds(30));
+}
+
+}  // namespace
+}  // namespace zb::testing
