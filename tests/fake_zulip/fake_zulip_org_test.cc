@@ -3,6 +3,7 @@
 // dropping queues by age. Over real sockets, time frozen (scale 0).
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <set>
@@ -414,10 +415,55 @@ TEST_F(FakeZulipOrgTest, EmittedMessagesGoToTheTargetAndIntoTheHistory) {
             400);
 }
 
+TEST_F(FakeZulipOrgTest, EmittedMessagesForAUserGoToThatUsersQueuesOnly) {
+  std::string bot = Register(kBot);
+  std::string other = Register(kOther);
+  Answer emit = Control("/_fake/emit", R"({"email":"bot@example.com","type":"message","count":2})");
+  ASSERT_EQ(emit.status, 200) << emit.body;
+  EXPECT_THAT(emit.body, HasSubstr(R"("events":2,"deliveries":2)"));
+  EXPECT_EQ(Events(kBot, bot)["events"].Size(), 2u);
+  EXPECT_EQ(Events(kOther, other)["events"].Size(), 0u);
+}
+
+TEST_F(FakeZulipOrgTest, LivelyEmissionSendsItsMessagesThroughTheOrganisation) {
+  std::string bot = Register(kBot, "event_types=null");
+  ASSERT_EQ(
+      Control("/_fake/emit", R"({"queue_id":")" + bot + R"(","type":"lively","count":300})").status,
+      200);
+  rapidjson::Document doc = Events(kBot, bot);
+  std::vector<int64_t> delivered;
+  for (const auto& event : doc["events"].GetArray()) {
+    if (std::string(event["type"].GetString()) == "message") {
+      delivered.push_back(event["message"]["id"].GetInt64());
+    }
+  }
+  ASSERT_GT(delivered.size(), 50u);
+  rapidjson::Document history =
+      Json(GetMessages(kBot, "anchor=oldest&num_before=0&num_after=5000").body);
+  EXPECT_EQ(Ids(history), delivered);
+  std::string truth = server_->MessageGroundTruth();
+  EXPECT_EQ(static_cast<size_t>(std::count(truth.begin(), truth.end(), '\n')), delivered.size());
+}
+
+TEST_F(FakeZulipOrgTest, FirstUnreadAnchorsAtTheOldestMessageReceivedFromSomeoneElse) {
+  ASSERT_EQ(Send(R"({"sender_email":"bot@example.com","channel":"Verona","topic":"t"})").status,
+            200);
+  ASSERT_EQ(Send(R"({"sender_email":"iago@zulip.com","channel":"Verona","topic":"t"})").status,
+            200);
+  rapidjson::Document doc =
+      Json(GetMessages(kBot, "anchor=first_unread&num_before=0&num_after=0").body);
+  EXPECT_THAT(Ids(doc), ElementsAre(2));
+  EXPECT_TRUE(doc["found_anchor"].GetBool());
+}
+
 TEST_F(FakeZulipOrgTest, MessageGroundTruthHasEveryMessageWithItsRecipient) {
   ASSERT_EQ(Send(R"({"sender_email":"iago@zulip.com","channel":"Verona","topic":"t"})").status,
             200);
-  ASSERT_EQ(Send(R"({"sender_email":"iago@zulip.com","to":["other@example.com"]})").status, 200);
+  // The library's way, as an in-process test sends.
+  StatusOr<SendMessageResult> sent =
+      server_->SendMessages({.sender_email = "iago@zulip.com", .to = {"other@example.com"}});
+  ASSERT_THAT(sent, IsOk());
+  EXPECT_EQ(sent->first_id, 2);
   Answer truth = Request(Url("/_fake/messages/ground_truth"), "GET", kBot);
   ASSERT_EQ(truth.status, 200);
   std::vector<rapidjson::Document> lines;
