@@ -1,0 +1,218 @@
+#include "daemon/message_backfill.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "daemon/event_splitter.h"
+
+namespace zb {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void WriteTerms(JsonWriter& w, const std::vector<std::pair<std::string, std::string>>& terms) {
+  w.StartArray();
+  for (const auto& [op, operand] : terms) {
+    w.StartObject();
+    w.Key("operator");
+    w.String(op.data(), static_cast<rapidjson::SizeType>(op.size()));
+    w.Key("operand");
+    w.String(operand.data(), static_cast<rapidjson::SizeType>(operand.size()));
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+std::string NarrowJson(const std::vector<std::pair<std::string, std::string>>& terms) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  WriteTerms(w, terms);
+  return buffer.GetString();
+}
+
+bool NamesAChannel(const std::vector<std::pair<std::string, std::string>>& terms) {
+  return std::any_of(terms.begin(), terms.end(), [](const auto& term) {
+    return term.first == "channel" || term.first == "stream" || term.first == "channels" ||
+           term.first == "streams";
+  });
+}
+
+}  // namespace
+
+std::vector<std::string> BackfillNarrows(const AccountConfig& account) {
+  // Without a channel operator GET /messages searches the user's own history: its channels
+  // (private ones too) and its direct messages, which is what a plain queue sees.
+  std::vector<std::string> narrows = {NarrowJson(account.narrow)};
+  // An all_public_streams queue also sees every public channel it is not subscribed to.
+  // A narrow that already names a channel sees that channel, in either narrow.
+  if (account.all_public_streams && !NamesAChannel(account.narrow)) {
+    auto terms = account.narrow;
+    terms.emplace_back("channels", "public");
+    narrows.push_back(NarrowJson(terms));
+  }
+  return narrows;
+}
+
+MessageBackfill::MessageBackfill(ZulipClient& client, MessageBackfillOptions options,
+                                 int64_t anchor_message_id)
+    : client_(client), options_(std::move(options)) {
+  for (const std::string& narrow : options_.narrows) {
+    Cursor cursor;
+    cursor.narrow_json = narrow;
+    cursors_.push_back(std::move(cursor));
+  }
+  Restart(anchor_message_id);
+}
+
+MessageBackfill::~MessageBackfill() { Cancel(); }
+
+void MessageBackfill::Cancel() {
+  if (request_ != 0) {
+    client_.Cancel(request_);
+    request_ = 0;
+  }
+  done_ = nullptr;
+}
+
+void MessageBackfill::Restart(int64_t anchor_message_id) {
+  Cancel();
+  batch_ = {};
+  for (Cursor& cursor : cursors_) {
+    cursor.anchor = anchor_message_id;
+    cursor.found_newest = false;
+    cursor.buffer.clear();
+  }
+}
+
+void MessageBackfill::NextBatch(Done done) {
+  done_ = std::move(done);
+  batch_ = {};
+  last_outcome_ = {};
+  Continue();
+}
+
+void MessageBackfill::Continue() {
+  while (batch_.messages.size() < options_.batch_size) {
+    for (Cursor& cursor : cursors_) {
+      if (cursor.buffer.empty() && !cursor.found_newest) {
+        Fetch(cursor);
+        return;
+      }
+    }
+    // Every narrow has its next message at hand, or has none left: take the lowest id.
+    Cursor* lowest = nullptr;
+    for (Cursor& cursor : cursors_) {
+      if (cursor.buffer.empty()) continue;
+      if (lowest == nullptr ||
+          *cursor.buffer.front().header.message_id < *lowest->buffer.front().header.message_id) {
+        lowest = &cursor;
+      }
+    }
+    if (lowest == nullptr) {
+      batch_.complete = true;
+      break;
+    }
+    int64_t id = *lowest->buffer.front().header.message_id;
+    batch_.messages.push_back(std::move(lowest->buffer.front()));
+    for (Cursor& cursor : cursors_) {
+      // The same message through another narrow (a public channel the account is in).
+      while (!cursor.buffer.empty() && *cursor.buffer.front().header.message_id <= id) {
+        cursor.buffer.pop_front();
+      }
+    }
+  }
+  delivered_ += batch_.messages.size();
+  Done done = std::move(done_);
+  done_ = nullptr;
+  done(last_outcome_, std::move(batch_));
+}
+
+void MessageBackfill::Fetch(Cursor& cursor) {
+  GetMessagesRequest request;
+  request.anchor = cursor.anchor < 0 ? "oldest" : std::to_string(cursor.anchor);
+  // Allowed at the start of a one-ended range (num_before=0), "oldest" included.
+  request.include_anchor = false;
+  request.num_before = 0;
+  request.num_after = options_.page_size;
+  request.narrow_json = cursor.narrow_json;
+  request.apply_markdown = options_.apply_markdown;
+  request.client_gravatar = options_.client_gravatar;
+  size_t index = static_cast<size_t>(&cursor - cursors_.data());
+  request_ = client_.GetMessages(request, [this, index](ZulipReply<std::string> reply) {
+    request_ = 0;
+    last_outcome_ = reply.outcome;
+    if (reply.outcome.ok()) {
+      Status taken = TakePage(cursors_[index], reply.value);
+      if (taken.ok()) {
+        Continue();
+        return;
+      }
+      last_outcome_.kind = ZulipErrorKind::kTransient;
+      last_outcome_.status = taken.WithContext("GET /messages");
+    }
+    // Whatever the batch holds so far is good; the failed page is asked again next time.
+    delivered_ += batch_.messages.size();
+    Done done = std::move(done_);
+    done_ = nullptr;
+    done(last_outcome_, std::move(batch_));
+  });
+}
+
+Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return Status::Corruption("the answer is not JSON");
+  auto messages = doc.FindMember("messages");
+  auto found_newest = doc.FindMember("found_newest");
+  if (messages == doc.MemberEnd() || !messages->value.IsArray()) {
+    return Status::Corruption("the answer has no \"messages\" array");
+  }
+  if (found_newest == doc.MemberEnd() || !found_newest->value.IsBool()) {
+    return Status::Corruption("the answer has no \"found_newest\"");
+  }
+  std::deque<BackfilledMessage> page;
+  int64_t last_id = cursor.anchor;
+  for (rapidjson::Value& message : messages->value.GetArray()) {
+    auto id = message.IsObject() ? message.FindMember("id") : rapidjson::Value::MemberIterator();
+    if (!message.IsObject() || id == message.MemberEnd() || !id->value.IsInt64()) {
+      return Status::Corruption("a message without an integer \"id\"");
+    }
+    if (id->value.GetInt64() <= last_id) continue;  // not above the anchor: never expected
+    last_id = id->value.GetInt64();
+    rapidjson::Value flags(rapidjson::kArrayType);
+    if (auto f = message.FindMember("flags"); f != message.MemberEnd()) {
+      flags = std::move(f->value);
+      message.RemoveMember("flags");
+    }
+    rapidjson::StringBuffer buffer;
+    JsonWriter w(buffer);
+    w.StartObject();
+    w.Key("type");
+    w.String("message");
+    w.Key("message");
+    message.Accept(w);
+    w.Key("flags");
+    flags.Accept(w);
+    w.EndObject();
+    BackfilledMessage out;
+    out.value.assign(buffer.GetString(), buffer.GetSize());
+    // ParseEventHeader reads live events, which always carry an event id; a backfilled one
+    // has none, so it reads this one with the "no id" marker in front.
+    StatusOr<EventHeader> header = ParseEventHeader("{\"id\":-1," + out.value.substr(1));
+    ZB_RETURN_IF_ERROR(header.status());
+    out.header = std::move(*header);
+    out.header.id = -1;
+    page.push_back(std::move(out));
+  }
+  // An empty page that does not reach the newest message would ask the same page forever.
+  cursor.found_newest = found_newest->value.GetBool() || page.empty();
+  cursor.anchor = last_id;
+  for (BackfilledMessage& m : page) cursor.buffer.push_back(std::move(m));
+  return Status::Ok();
+}
+
+}  // namespace zb

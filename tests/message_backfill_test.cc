@@ -1,0 +1,232 @@
+#include "daemon/message_backfill.h"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "daemon/clock.h"
+#include "daemon/curl_transport.h"
+#include "daemon/event_loop.h"
+#include "tests/fake_zulip/fake_zulip_server.h"
+#include "tests/test_support.h"
+
+namespace zb {
+namespace {
+
+using ::testing::ElementsAreArray;
+using zb::testing::IsOk;
+
+constexpr char kBot[] = "backfill-bot@example.com";
+constexpr char kKey[] = "backfillKey6789abcdefghijklmnopq";
+
+std::vector<int64_t> Ids(const fake_zulip::SendMessageResult& sent) {
+  std::vector<int64_t> ids;
+  for (int64_t id = sent.first_id; id <= sent.last_id; ++id) ids.push_back(id);
+  return ids;
+}
+
+// The fake Zulip's organisation with messages the bot can and cannot see, and a client for it.
+class MessageBackfillTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StatusOr<std::unique_ptr<fake_zulip::FakeZulipServer>> server =
+        fake_zulip::FakeZulipServer::Start({});
+    ASSERT_THAT(server.status(), IsOk());
+    zulip_ = std::move(*server);
+    fake_zulip::FakeUser bot;
+    bot.email = kBot;
+    bot.api_key = kKey;
+    ASSERT_THAT(zulip_->AddUser(bot).status(), IsOk());  // in Denmark, Scotland, Verona
+    ASSERT_THAT(zulip_->AddChannel("lonely", false, {}).status(), IsOk());
+    ASSERT_THAT(zulip_->AddChannel("secret", true, {kBot, "iago@zulip.com"}).status(), IsOk());
+    ASSERT_THAT(zulip_->AddChannel("hidden", true, {"iago@zulip.com"}).status(), IsOk());
+
+    auto send = [&](fake_zulip::SendMessageRequest request) {
+      request.count = 3;
+      StatusOr<fake_zulip::SendMessageResult> sent = zulip_->SendMessages(request);
+      EXPECT_THAT(sent.status(), IsOk());
+      return sent.ok() ? Ids(*sent) : std::vector<int64_t>{};
+    };
+    // Interleaved so that the narrows' pages overlap in id ranges.
+    for (int round = 0; round < 2; ++round) {
+      Append(own_, send({"iago@zulip.com", "Denmark", "t", {}, "subscribed"}));
+      Append(public_only_, send({"iago@zulip.com", "lonely", "t", {}, "public, unsubscribed"}));
+      Append(own_, send({"iago@zulip.com", "secret", "t", {}, "private, subscribed"}));
+      Append(invisible_, send({"iago@zulip.com", "hidden", "t", {}, "private, not subscribed"}));
+      Append(own_, send({"iago@zulip.com", "", "", {kBot}, "a direct message to the bot"}));
+      Append(invisible_, send({"iago@zulip.com", "", "", {"hamlet@zulip.com"}, "not the bot's"}));
+      Append(own_, send({kBot, "Verona", "t", {}, "the bot's own"}));
+    }
+
+    StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(RealClock::Instance());
+    ASSERT_THAT(loop.status(), IsOk());
+    loop_ = std::move(*loop);
+    StatusOr<std::unique_ptr<CurlTransport>> transport = CurlTransport::Create(*loop_);
+    ASSERT_THAT(transport.status(), IsOk());
+    transport_ = std::move(*transport);
+    ZulipClientOptions options;
+    options.site = zulip_->url();
+    options.email = kBot;
+    options.api_key = kKey;
+    client_ = std::make_unique<ZulipClient>(*transport_, options);
+  }
+
+  static void Append(std::vector<int64_t>& to, const std::vector<int64_t>& ids) {
+    to.insert(to.end(), ids.begin(), ids.end());
+  }
+
+  MessageBackfillOptions Options(bool all_public_streams) {
+    AccountConfig account;
+    account.all_public_streams = all_public_streams;
+    MessageBackfillOptions options;
+    options.narrows = BackfillNarrows(account);
+    options.page_size = 4;  // many pages per narrow
+    options.batch_size = 5;
+    return options;
+  }
+
+  // Runs NextBatch() until a batch says complete, all on one turn of the loop (a stopped loop
+  // cannot run again). `on_batch` sees each batch as it comes (and may Restart()); failed
+  // outcomes are counted and the batch asked again. Returns the ids in the order handed out.
+  std::vector<int64_t> Drain(
+      MessageBackfill& backfill,
+      const std::function<void(size_t turn, const BackfillBatch&)>& on_batch = nullptr) {
+    std::vector<int64_t> ids;
+    size_t turn = 0;
+    std::function<void()> next = [&] {
+      backfill.NextBatch([&](const ZulipOutcome& outcome, BackfillBatch batch) {
+        EXPECT_LE(batch.messages.size(), 5u);
+        for (const BackfilledMessage& m : batch.messages) ids.push_back(*m.header.message_id);
+        if (!outcome.ok()) {
+          ++failures_;
+          std::cerr << "backfill page failed: " << outcome.status.message() << "\n";
+        }
+        if (on_batch) on_batch(turn, batch);
+        if ((batch.complete && outcome.ok()) || ++turn > 200) {
+          loop_->Stop();
+          return;
+        }
+        loop_->Post(next);
+      });
+    };
+    loop_->Post(next);
+    EXPECT_THAT(loop_->Run(), IsOk());
+    return ids;
+  }
+
+  std::vector<int64_t> Sorted(std::vector<int64_t> ids) {
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
+  std::unique_ptr<fake_zulip::FakeZulipServer> zulip_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<CurlTransport> transport_;
+  std::unique_ptr<ZulipClient> client_;
+  std::vector<int64_t> own_, public_only_, invisible_;
+  int failures_ = 0;
+};
+
+TEST_F(MessageBackfillTest, PlainAccountGetsItsOwnHistoryInIdOrderOnce) {
+  MessageBackfill backfill(*client_, Options(false), -1);
+  std::vector<int64_t> ids = Drain(backfill);
+  EXPECT_THAT(ids, ElementsAreArray(Sorted(own_)));
+  EXPECT_EQ(backfill.delivered(), own_.size());
+}
+
+TEST_F(MessageBackfillTest, AllPublicStreamsAccountAlsoGetsUnsubscribedPublicChannelsMerged) {
+  MessageBackfill backfill(*client_, Options(true), -1);
+  std::vector<int64_t> expected = own_;
+  expected.insert(expected.end(), public_only_.begin(), public_only_.end());
+  // Sorted and unique: Denmark is in both narrows and must come out once.
+  EXPECT_THAT(Drain(backfill), ElementsAreArray(Sorted(expected)));
+}
+
+TEST_F(MessageBackfillTest, StartsAfterTheAnchorAndShapesEachAsALiveMessageEvent) {
+  std::vector<int64_t> own = Sorted(own_);
+  int64_t anchor = own[4];
+  MessageBackfill backfill(*client_, Options(false), anchor);
+  std::vector<std::string> values;
+  std::vector<int64_t> ids = Drain(backfill, [&](size_t, const BackfillBatch& batch) {
+    for (const BackfilledMessage& m : batch.messages) {
+      values.push_back(m.value);
+      EXPECT_EQ(m.header.id, -1);
+      EXPECT_EQ(m.header.type, "message");
+    }
+  });
+  EXPECT_THAT(ids, ElementsAreArray(std::vector<int64_t>(own.begin() + 5, own.end())));
+  ASSERT_FALSE(values.empty());
+  for (const std::string& value : values) {
+    rapidjson::Document doc;
+    doc.Parse(value.c_str());
+    ASSERT_TRUE(doc.IsObject()) << value;
+    EXPECT_STREQ(doc["type"].GetString(), "message");
+    EXPECT_TRUE(doc["flags"].IsArray()) << value;
+    EXPECT_FALSE(doc["message"].HasMember("flags")) << value;
+    EXPECT_FALSE(doc.HasMember("id")) << "a backfilled message has no event id: " << value;
+  }
+}
+
+TEST_F(MessageBackfillTest, RestartFromADurableAnchorRepeatsNothingBeforeItAndSkipsNothing) {
+  MessageBackfill backfill(*client_, Options(true), -1);
+  int64_t restarted_at = -1;
+  std::vector<int64_t> ids = Drain(backfill, [&](size_t turn, const BackfillBatch& batch) {
+    // After the second batch, go back to the middle of it, as after a crash whose last durable
+    // anchor was there.
+    if (turn == 1) {
+      restarted_at = *batch.messages[1].header.message_id;
+      backfill.Restart(restarted_at);
+    }
+  });
+  std::vector<int64_t> expected = own_;
+  expected.insert(expected.end(), public_only_.begin(), public_only_.end());
+  expected = Sorted(expected);
+  ASSERT_GE(ids.size(), 10u);
+  // Batches 1-2, then everything after the anchor again.
+  std::vector<int64_t> want(expected.begin(), expected.begin() + 10);
+  auto from = std::upper_bound(expected.begin(), expected.end(), restarted_at);
+  want.insert(want.end(), from, expected.end());
+  EXPECT_THAT(ids, ElementsAreArray(want));
+}
+
+TEST_F(MessageBackfillTest, AFailedPageIsAskedAgainAndNothingIsLost) {
+  fake_zulip::FaultRule fault;
+  fault.kind = fake_zulip::FaultRule::Kind::k502;
+  fault.count = 3;
+  fault.probability = 1;
+  fault.path_prefix = "/api/v1/messages";
+  zulip_->AddFault(fault);
+  MessageBackfill backfill(*client_, Options(true), -1);
+  std::vector<int64_t> expected = own_;
+  expected.insert(expected.end(), public_only_.begin(), public_only_.end());
+  EXPECT_THAT(Drain(backfill), ElementsAreArray(Sorted(expected)));
+  EXPECT_GT(failures_, 0);
+}
+
+TEST(BackfillNarrowsTest, UnionIsOwnHistoryPlusPublicChannelsWithTheRegisterNarrowApplied) {
+  AccountConfig plain;
+  EXPECT_THAT(BackfillNarrows(plain), ElementsAreArray({"[]"}));
+  AccountConfig everything;
+  everything.all_public_streams = true;
+  everything.narrow = {{"topic", "deploys \"prod\""}};
+  EXPECT_THAT(BackfillNarrows(everything),
+              ElementsAreArray({R"([{"operator":"topic","operand":"deploys \"prod\""}])",
+                                R"([{"operator":"topic","operand":"deploys \"prod\""},)"
+                                R"({"operator":"channels","operand":"public"}])"}));
+  AccountConfig one_channel;
+  one_channel.all_public_streams = true;
+  one_channel.narrow = {{"channel", "Denmark"}};
+  EXPECT_THAT(BackfillNarrows(one_channel),
+              ElementsAreArray({R"([{"operator":"channel","operand":"Denmark"}])"}));
+}
+
+}  // namespace
+}  // namespace zb
