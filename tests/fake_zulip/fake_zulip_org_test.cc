@@ -296,6 +296,11 @@ TEST_F(FakeZulipOrgTest, GetMessagesAnchorsAtTheNewestAndTheOldest) {
   EXPECT_FALSE(oldest["found_newest"].GetBool());
   rapidjson::Document all = Json(GetMessages(kBot, "anchor=oldest&num_before=0&num_after=9").body);
   EXPECT_TRUE(all["found_newest"].GetBool());
+  // A numeric anchor is clamped: below 0 it is the oldest.
+  rapidjson::Document negative = Json(GetMessages(kBot, "anchor=-5&num_before=0&num_after=1").body);
+  EXPECT_THAT(Ids(negative), ElementsAre(1));
+  EXPECT_TRUE(negative["found_oldest"].GetBool());
+  EXPECT_EQ(negative["anchor"].GetInt64(), 0);
 }
 
 TEST_F(FakeZulipOrgTest, GetMessagesRefusesTooManyAndAnAnchorLeftOutInTheMiddle) {

@@ -425,7 +425,11 @@ StatusOr<FetchResult> Organisation::Fetch(const FetchRequest& request) const {
       request.anchored_to_left || static_cast<int64_t>(before.size()) < request.num_before;
   result.found_newest =
       request.anchored_to_right || static_cast<int64_t>(after.size()) < request.num_after;
-  if (!request.include_anchor) anchor_row = nullptr;
+  // limit_query_to_range() drops an excluded anchor from its before or after query; with
+  // neither (num_before = num_after = 0) it asks for the anchor alone, excluded or not.
+  if (!request.include_anchor && (request.num_before > 0 || request.num_after > 0)) {
+    anchor_row = nullptr;
+  }
   result.found_anchor = anchor_row != nullptr;
   result.messages = std::move(before);
   if (anchor_row) result.messages.push_back(anchor_row);

@@ -1296,11 +1296,15 @@ ApiOutcome ZulipCore::GetMessages(const FakeUser& user, const ApiRequest& reques
   } else {
     char* end = nullptr;
     long long value = std::strtoll(anchor_text.c_str(), &end, 10);
-    if (anchor_text.empty() || *end != '\0' || value < 0) {
+    if (anchor_text.empty() || *end != '\0') {
       outcome.response = BadRequest("Invalid anchor");
       return outcome;
     }
-    fetch.anchor = std::min<long long>(value, Organisation::kNewestAnchor);
+    // parse_anchor_value() clamps; fetch_messages() then treats 0 as "oldest" and the top as
+    // "newest".
+    fetch.anchor = std::clamp<long long>(value, 0, Organisation::kNewestAnchor);
+    fetch.anchored_to_left = fetch.anchor == 0;
+    fetch.anchored_to_right = fetch.anchor == Organisation::kNewestAnchor;
   }
   std::optional<int64_t> num_before = params.Int("num_before", &error);
   std::optional<int64_t> num_after;
