@@ -184,7 +184,7 @@ struct KafkaPublisher::Impl {
   // Hands `held` to librdkafka. Caller holds `mu`.
   Status Enqueue(Held& held) {
     const OwnedKafkaRecord& r = held.record;
-    std::vector<rd_kafka_vu_t> vus(5 + (r.key ? 1 : 0) + r.headers.size());
+    std::vector<rd_kafka_vu_t> vus(5 + (r.key ? 1 : 0) + (r.headers.empty() ? 0 : 1));
     size_t i = 0;
     vus[i].vtype = RD_KAFKA_VTYPE_TOPIC;
     vus[i++].u.cstr = r.topic.c_str();
@@ -204,14 +204,24 @@ struct KafkaPublisher::Impl {
       vus[i].u.mem.ptr = const_cast<char*>(r.key->data());
       vus[i++].u.mem.size = r.key->size();
     }
-    for (const auto& [name, value] : r.headers) {
-      vus[i].vtype = RD_KAFKA_VTYPE_HEADER;
-      vus[i].u.header.name = name.c_str();
-      vus[i].u.header.val = value.data();
-      vus[i++].u.header.size = static_cast<ssize_t>(value.size());
+    // One header list of our own (VTYPE_HEADERS), not one VTYPE_HEADER per header: with the
+    // latter, librdkafka 2.0.2 frees the list twice when the partitioner refuses the record (a
+    // topic it knows to be missing), confluentinc/librdkafka#4627; AccountTest's missing-topic
+    // test crashed on it under ASan. The list is librdkafka's once the produce succeeds and
+    // still ours when it fails.
+    rd_kafka_headers_t* headers = nullptr;
+    if (!r.headers.empty()) {
+      headers = rd_kafka_headers_new(r.headers.size());
+      for (const auto& [name, value] : r.headers) {
+        rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                            static_cast<ssize_t>(value.size()));
+      }
+      vus[i].vtype = RD_KAFKA_VTYPE_HEADERS;
+      vus[i++].u.headers = headers;
     }
     rd_kafka_error_t* error = rd_kafka_produceva(handle.get(), vus.data(), vus.size());
     if (error == nullptr) return Status::Ok();
+    if (headers != nullptr) rd_kafka_headers_destroy(headers);
     rd_kafka_resp_err_t err = rd_kafka_error_code(error);
     rd_kafka_error_destroy(error);
     // A dead producer refuses with the code of the error that killed it, not ERR__FATAL.
@@ -250,7 +260,11 @@ struct KafkaPublisher::Impl {
     if (it == held_records.end() || !it->second->failed) {
       return Status::NotFound("reproduce: no failed record has token " + std::to_string(token));
     }
-    ZB_RETURN_IF_ERROR(Enqueue(*it->second));
+    Status queued = Enqueue(*it->second);
+    // NotFound from Reproduce means "no such held record"; a topic still missing is a reason
+    // to try again later, as the caller does for a full queue.
+    if (queued.IsNotFound()) return Status::Unavailable(queued.message());
+    ZB_RETURN_IF_ERROR(queued);
     it->second->failed = false;
     --failed_count;
     ++in_flight;
@@ -301,7 +315,7 @@ struct KafkaPublisher::Impl {
             ++failed_count;
             --in_flight;
             unqueued.push_back({held->record.token, DeliveryReport::Outcome::kRetryable,
-                                "rebuild: " + status.message(), -1, -1});
+                                "rebuild: " + status.message(), -1, -1, held->record.topic});
           }
           continue;
         }
@@ -375,6 +389,7 @@ struct KafkaPublisher::Impl {
     } else {
       // Not rd_kafka_message_errstr(): for a produced message it returns the payload.
       report.error = ErrorText(message.err);
+      report.topic = held->record.topic;
       held->failed = true;
       ++failed_count;
     }

@@ -82,6 +82,7 @@ struct DeliveryReport {
   std::string error;  // "" when delivered, else "<librdkafka error name>: <text>"
   int32_t partition = -1;
   int64_t offset = -1;  // -1 when unknown
+  std::string topic;    // set when not delivered: what the owner reports (a missing topic)
 };
 
 // An error librdkafka reported outside a delivery report (a broker down, all brokers down,
@@ -144,8 +145,10 @@ class KafkaPublisher {
   // known not to exist. Fatal: the producer is dead (Rebuild()). No report follows an error.
   Status Produce(const KafkaRecord& record);
 
-  // Queues again a held record after a failed delivery. Same errors as Produce(); on error the
-  // record stays held. NotFound if no failed record has this token.
+  // Queues again a held record after a failed delivery. Same errors as Produce(), except that
+  // a topic known to be missing is Unavailable (try again later, like a full queue); on error
+  // the record stays held. NotFound only if no failed record has this token (settled, released,
+  // or in flight again after a Rebuild).
   Status Reproduce(uint64_t token);
   // Gives up a held failed record and returns it (for the dead-letter spool). NotFound if no
   // failed record has this token.
