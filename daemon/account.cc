@@ -16,6 +16,17 @@ namespace {
 constexpr uint64_t kSequenceMask = (uint64_t{1} << 48) - 1;
 // How long a record Kafka could not take waits before it is produced again.
 constexpr auto kReproduceDelay = std::chrono::seconds(1);
+// How long a record the dead-letter spool refused (full, I/O error) waits before the next try.
+constexpr auto kSpoolRetryDelay = std::chrono::seconds(10);
+// A missing topic is reported at most this often per account.
+constexpr auto kMissingTopicLogInterval = std::chrono::minutes(1);
+
+std::string HeaderValue(const std::vector<KafkaHeader>& headers, std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return "";
+}
 
 std::string JsonString(std::string_view text) {
   rapidjson::StringBuffer buffer;
@@ -150,6 +161,21 @@ struct Account::Metrics {
   Counter& TypeCounter(const char* name, const char* help, std::string_view type) {
     return registry.GetCounter(name, help, {{"type", std::string(type)}});
   }
+  Gauge& MissingTopic(const std::string& topic) {
+    Labels l = labels;
+    l.emplace_back("topic", topic);
+    return registry.GetGauge("zb_kafka_missing_topic",
+                             "1 while the account is held because this topic does not exist "
+                             "(auto-creation off)",
+                             l);
+  }
+  Counter& MissingTopicRefusals(const std::string& topic) {
+    Labels l = labels;
+    l.emplace_back("topic", topic);
+    return registry.GetCounter(
+        "zb_kafka_missing_topic_total",
+        "Times Kafka refused a record because its topic does not exist (retries included)", l);
+  }
 
   Labels labels;
   Counter& received;
@@ -180,9 +206,11 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
 
 Account::~Account() {
   Stop();
-  // Stop() keeps the re-produce timer so that held records still settle at shutdown; an
-  // account that goes away (a reload removed it) must not leave it to fire on freed memory.
+  // Stop() keeps the re-produce and spool timers so that held records still settle at
+  // shutdown; an account that goes away (a reload removed it) must not leave them to fire on
+  // freed memory.
   env_.loop.CancelTimer(reproduce_timer_);
+  env_.loop.CancelTimer(spool_timer_);
 }
 
 void Account::SetState(AccountState state) { state_ = state; }
@@ -335,6 +363,7 @@ void Account::Poll() {
   transfer_paused_ = false;
   response_complete_ = false;
   event_error_ = Status::Ok();
+  kafka_hold_ = false;
   GetEventsRequest request;
   request.queue_id = queue_id_;
   request.last_event_id = durable_watermark_;
@@ -361,6 +390,15 @@ bool Account::OnBodyChunk(std::string_view chunk) {
   request_ = 0;
   env_.loop.Post([this, generation = generation_] {
     if (generation != generation_ || state_ != AccountState::kPolling || request_ != 0) return;
+    if (kafka_hold_) {
+      // Kafka, not Zulip, refused: hold the account (the queue buffers) and poll again later
+      // from the durable watermark. The reason was logged where it happened.
+      kafka_hold_ = false;
+      last_error_ = event_error_.message();
+      SetState(AccountState::kBackingOff);
+      RetryLater(std::nullopt, [this] { Poll(); });
+      return;
+    }
     ZulipOutcome outcome;
     outcome.kind = ZulipErrorKind::kTransient;
     outcome.status = Status::Unavailable("GET /events: " + event_error_.message());
@@ -410,13 +448,54 @@ bool Account::OnEvent(std::string_view event_json) {
   record.token = token;
   Status produced = env_.publisher.Produce(record);
   if (produced.IsUnavailable()) return false;  // queue full: pause until deliveries make room
+  if (produced.IsInvalidArgument()) {
+    // The producer will never take this record (larger than message.max.bytes...): it goes to
+    // the dead-letter spool, and once that is durable it counts as settled.
+    OwnedKafkaRecord owned;
+    owned.topic.assign(record.topic);
+    if (record.key) owned.key.emplace(*record.key);
+    owned.value.assign(record.value);
+    owned.headers.assign(record.headers.begin(), record.headers.end());
+    owned.timestamp_ms = record.timestamp_ms;
+    owned.token = token;
+    Status spooled =
+        env_.dead_letters.Append(MakeDeadLetter(event.id, std::move(owned), produced.message()));
+    if (!spooled.ok()) {
+      LogAccount(LogLevel::kError, name(),
+                 "Kafka refused an event and the dead-letter spool did not take it; holding "
+                 "the account",
+                 {{"event_id", event.id},
+                  {"type", event.type},
+                  {"kafka_error", produced.message()},
+                  {"error", spooled.message()}});
+      event_error_ = spooled;
+      kafka_hold_ = true;
+      return false;
+    }
+    (void)watermark_.ReceiveSettled(event.id);
+    metrics_->received.Inc();
+    metrics_->TypeCounter("zb_type_events_received_total", "Events received, by type", event.type)
+        .Inc();
+    return true;
+  }
   if (!produced.ok()) {
-    // Refused at once (too large for the producer, a dead producer): the event must not pass
+    // Refused at once (a topic known to be missing, a dead producer): the event must not pass
     // the watermark. Hold the account; the poll is retried after a backoff.
-    LogAccount(LogLevel::kError, name(), "Kafka refused an event; holding the account",
-               {{"event_id", event.id}, {"type", event.type}, {"error", produced.message()}});
+    if (produced.IsNotFound()) {
+      NoteMissingTopic(std::string(routed_.topic), event.id, produced.message());
+    } else {
+      LogAccount(LogLevel::kError, name(), "Kafka refused an event; holding the account",
+                 {{"event_id", event.id}, {"type", event.type}, {"error", produced.message()}});
+    }
     event_error_ = produced;
+    kafka_hold_ = true;
     return false;
+  }
+  if (!missing_topics_.empty()) {
+    // A topic refused at once earlier takes records again.
+    auto it = missing_topics_.find(routed_.topic);
+    if (it != missing_topics_.end() && it->second == 0)
+      MissingTopicCleared(std::string(routed_.topic));
   }
   ++next_sequence_;
   (void)watermark_.Receive(event.id);
@@ -470,28 +549,32 @@ void Account::OnDelivery(const DeliveryReport& report) {
   InFlight entry = it->second;
   switch (report.outcome) {
     case DeliveryReport::Outcome::kDelivered:
-      in_flight_.erase(it);
+      ForgetMissingTopicToken(report.token);
       metrics_->published.Inc();
       if (entry.message_id && *entry.message_id > last_published_message_id_) {
         last_published_message_id_ = *entry.message_id;
       }
-      if (entry.generation == generation_) (void)watermark_.Settle(entry.event_id);
-      metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
-      MaybeAdvance();
+      Settle(report.token);
       return;
-    case DeliveryReport::Outcome::kRetryable:
-    case DeliveryReport::Outcome::kMissingTopic:
     case DeliveryReport::Outcome::kPermanent:
+      ForgetMissingTopicToken(report.token);
+      DeadLetterRecord(report.token, entry, report.error);
+      return;
+    case DeliveryReport::Outcome::kMissingTopic:
+      // Held, not spooled: the operator creates the topic and the account goes on.
+      NoteMissingTopic(report.topic, entry.event_id, report.error);
+      if (missing_topic_tokens_.emplace(report.token, report.topic).second) {
+        ++missing_topics_[report.topic];
+      }
+      break;
+    case DeliveryReport::Outcome::kRetryable:
+      last_error_ = report.error;
+      LogAccount(LogLevel::kWarn, name(), "Kafka did not take an event; producing it again",
+                 {{"event_id", entry.event_id}, {"error", report.error}});
       break;
   }
-  // Not written. The publisher holds the record; produce it again after a pause. A missing
-  // topic or a record Kafka will never take holds the account (its watermark cannot pass
-  // the event) and says so loudly; the Zulip queue buffers meanwhile.
-  last_error_ = report.error;
-  LogAccount(
-      report.outcome == DeliveryReport::Outcome::kRetryable ? LogLevel::kWarn : LogLevel::kError,
-      name(), "Kafka did not take an event; producing it again",
-      {{"event_id", entry.event_id}, {"error", report.error}});
+  // Not written. The publisher holds the record; produce it again after a pause. The account
+  // cannot acknowledge past it meanwhile; the Zulip queue buffers.
   to_reproduce_.push_back(report.token);
   if (reproduce_timer_ == 0) {
     reproduce_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ReproduceHeld(); });
@@ -502,15 +585,148 @@ void Account::ReproduceHeld() {
   reproduce_timer_ = 0;
   size_t done = 0;
   for (; done < to_reproduce_.size(); ++done) {
-    Status status = env_.publisher.Reproduce(to_reproduce_[done]);
+    const uint64_t token = to_reproduce_[done];
+    Status status = env_.publisher.Reproduce(token);
     if (status.IsNotFound()) continue;  // settled meanwhile
-    if (!status.ok()) break;            // still no room, or still refused: keep the rest
+    if (status.IsInvalidArgument()) {
+      // Refused for good this time (the producer's limits changed): dead-letter it.
+      ForgetMissingTopicToken(token);
+      if (auto it = in_flight_.find(token); it != in_flight_.end()) {
+        DeadLetterRecord(token, it->second, status.message());
+      }
+      continue;
+    }
+    if (!status.ok()) {
+      // Still no room, or the topic still missing: keep the rest. A missing topic is reported
+      // again (at most once a minute) for as long as it holds the account.
+      auto missing = missing_topic_tokens_.find(token);
+      auto entry = in_flight_.find(token);
+      if (missing != missing_topic_tokens_.end() && entry != in_flight_.end()) {
+        NoteMissingTopic(missing->second, entry->second.event_id, status.message());
+      }
+      break;
+    }
     metrics_->reproduced.Inc();
   }
   to_reproduce_.erase(to_reproduce_.begin(), to_reproduce_.begin() + done);
   if (!to_reproduce_.empty()) {
     reproduce_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ReproduceHeld(); });
   }
+}
+
+void Account::Settle(uint64_t token) {
+  auto it = in_flight_.find(token);
+  if (it == in_flight_.end()) return;
+  InFlight entry = it->second;
+  in_flight_.erase(it);
+  // A lost queue's ids no longer count: its records settle, its watermark is gone.
+  if (entry.generation == generation_) (void)watermark_.Settle(entry.event_id);
+  metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
+  MaybeAdvance();
+}
+
+DeadLetter Account::MakeDeadLetter(int64_t event_id, OwnedKafkaRecord record,
+                                   std::string error) const {
+  DeadLetter letter;
+  letter.account = config_.name;
+  letter.event_id = event_id;
+  letter.type = HeaderValue(record.headers, "zulip-event-type");
+  letter.topic = std::move(record.topic);
+  letter.key = std::move(record.key);
+  letter.headers = std::move(record.headers);
+  letter.timestamp_ms = record.timestamp_ms;
+  letter.error = std::move(error);
+  letter.spooled_at = FormatUtcMillis(WallMillis(env_.clock));
+  letter.value = std::move(record.value);
+  return letter;
+}
+
+void Account::DeadLetterRecord(uint64_t token, const InFlight& entry, const std::string& error) {
+  StatusOr<OwnedKafkaRecord> record = env_.publisher.Release(token);
+  if (!record.ok()) {
+    // The publisher holds every failed record until it is released: a bug if it does not.
+    LogAccount(LogLevel::kError, name(), "refused record not held by the producer",
+               {{"event_id", entry.event_id}, {"error", record.status().message()}});
+    return;
+  }
+  SpoolOrHold({token, MakeDeadLetter(entry.event_id, std::move(*record), error)});
+}
+
+void Account::SpoolOrHold(PendingLetter pending) {
+  Status spooled = env_.dead_letters.Append(pending.letter);
+  if (spooled.ok()) {
+    Settle(pending.token);
+    return;
+  }
+  last_error_ = spooled.message();
+  LogAccount(LogLevel::kError, name(),
+             "Kafka will never take an event and the dead-letter spool did not take it; "
+             "holding the account",
+             {{"event_id", pending.letter.event_id},
+              {"topic", pending.letter.topic},
+              {"kafka_error", pending.letter.error},
+              {"error", spooled.message()}});
+  to_spool_.push_back(std::move(pending));
+  if (spool_timer_ == 0) {
+    spool_timer_ = env_.loop.AddTimer(kSpoolRetryDelay, [this] { RetrySpool(); });
+  }
+}
+
+void Account::RetrySpool() {
+  spool_timer_ = 0;
+  std::vector<PendingLetter> pending;
+  pending.swap(to_spool_);
+  for (size_t i = 0; i < pending.size(); ++i) {
+    Status spooled = env_.dead_letters.Append(pending[i].letter);
+    if (spooled.ok()) {
+      Settle(pending[i].token);
+      continue;
+    }
+    last_error_ = spooled.message();
+    LogAccount(LogLevel::kError, name(), "dead-letter spool still refuses; holding the account",
+               {{"records", pending.size() - i}, {"error", spooled.message()}});
+    to_spool_.insert(to_spool_.end(), std::make_move_iterator(pending.begin() + i),
+                     std::make_move_iterator(pending.end()));
+    break;
+  }
+  if (!to_spool_.empty() && spool_timer_ == 0) {
+    spool_timer_ = env_.loop.AddTimer(kSpoolRetryDelay, [this] { RetrySpool(); });
+  }
+}
+
+void Account::NoteMissingTopic(const std::string& topic, int64_t event_id,
+                               const std::string& error) {
+  metrics_->MissingTopicRefusals(topic).Inc();
+  if (missing_topics_.emplace(topic, 0).second) metrics_->MissingTopic(topic).Set(1);
+  last_error_ = "Kafka topic " + topic + " does not exist: " + error;
+  Clock::TimePoint now = env_.clock.Now();
+  if (missing_topic_logged_at_ && now - *missing_topic_logged_at_ < kMissingTopicLogInterval) {
+    return;
+  }
+  missing_topic_logged_at_ = now;
+  LogAccount(LogLevel::kError, name(),
+             "Kafka topic does not exist and the broker does not create it; holding the "
+             "account (the Zulip queue buffers) until the topic is created",
+             {{"topic", topic}, {"event_id", event_id}, {"error", error}});
+}
+
+void Account::ForgetMissingTopicToken(uint64_t token) {
+  if (missing_topic_tokens_.empty()) return;
+  auto it = missing_topic_tokens_.find(token);
+  if (it == missing_topic_tokens_.end()) return;
+  std::string topic = std::move(it->second);
+  missing_topic_tokens_.erase(it);
+  auto held = missing_topics_.find(topic);
+  if (held != missing_topics_.end() && held->second > 0 && --held->second == 0) {
+    MissingTopicCleared(topic);
+  }
+}
+
+void Account::MissingTopicCleared(const std::string& topic) {
+  missing_topics_.erase(topic);
+  metrics_->MissingTopic(topic).Set(0);
+  LogAccount(LogLevel::kInfo, name(), "Kafka topic exists now; the account goes on",
+             {{"topic", topic}});
 }
 
 void Account::OnProducerRoom() {

@@ -22,8 +22,17 @@
 // back off with full jitter and retry; a 429 waits its Retry-After to the fraction; a lost
 // queue re-registers with a fresh checkpoint (logged and counted); a 401 or a register refused
 // as a configuration error parks the account with the server's reason. Records that Kafka
-// could not take are re-produced after a pause (timeouts, a missing topic); records it will
-// never take hold the account with a loud error until the dead-letter spool exists (#7).
+// could not take are re-produced after a pause (timeouts, a missing topic).
+//
+// Kafka's refusals (#7). A record Kafka will never take (a kPermanent report: too large, not
+// authorised, invalid; or InvalidArgument from Produce, e.g. larger than message.max.bytes) is
+// released from the publisher and appended to the dead-letter spool; once the append is
+// durable its id counts as settled and the account goes on. If the spool refuses (full, or an
+// I/O error) the id stays unsettled, so the account holds (the Zulip queue buffers) and the
+// append is retried every few seconds with a loud error. A missing topic (auto-creation off)
+// is never spooled: the account holds, re-producing the record, and says so at most once a
+// minute (an error line naming the topic; zb_kafka_missing_topic{account,topic} is 1 meanwhile);
+// it goes on by itself once the topic exists.
 //
 // Threads: everything runs on the event loop thread, delivery reports included (the owner
 // moves them there). Not copyable.
@@ -32,6 +41,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +52,7 @@
 #include "daemon/checkpoint_store.h"
 #include "daemon/clock.h"
 #include "daemon/config.h"
+#include "daemon/dead_letter_spool.h"
 #include "daemon/event_loop.h"
 #include "daemon/event_router.h"
 #include "daemon/event_splitter.h"
@@ -78,6 +89,8 @@ struct AccountEnv {
   HttpTransport& transport;
   KafkaPublisher& publisher;
   CheckpointStore& checkpoints;
+  // Where records Kafka will never take go (see the class comment).
+  DeadLetterSpool& dead_letters;
   MetricsRegistry& metrics;
   Clock& clock;
   // Asks the owner to commit the checkpoint store at the end of this loop turn and then call
@@ -144,6 +157,11 @@ class Account {
     std::optional<int64_t> message_id;
   };
   struct Metrics;
+  // A record Kafka refused for good, waiting for the spool to take it.
+  struct PendingLetter {
+    uint64_t token;
+    DeadLetter letter;
+  };
 
   void Register();
   void OnRegistered(ZulipReply<RegisterResult> reply);
@@ -153,6 +171,18 @@ class Account {
   void OnPollDone(ZulipOutcome outcome);
   void MaybeAdvance();
   void ReproduceHeld();
+  DeadLetter MakeDeadLetter(int64_t event_id, OwnedKafkaRecord record, std::string error) const;
+  // Releases a kPermanent record from the publisher and spools it (or holds it).
+  void DeadLetterRecord(uint64_t token, const InFlight& entry, const std::string& error);
+  // Appends to the spool; settles the token's id when durable, else keeps it for a retry.
+  void SpoolOrHold(PendingLetter pending);
+  void RetrySpool();
+  void Settle(uint64_t token);
+  // A missing topic: counted, reported at most once a minute, gauge set while held.
+  void NoteMissingTopic(const std::string& topic, int64_t event_id, const std::string& error);
+  // `token` is settled or dead-lettered: it no longer holds its topic's missing-topic gauge.
+  void ForgetMissingTopicToken(uint64_t token);
+  void MissingTopicCleared(const std::string& topic);
   void StageCheckpoint(AccountState next);
   void HandleFailure(const ZulipOutcome& outcome, const char* what);
   void RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry);
@@ -197,6 +227,16 @@ class Account {
   // Failed records waiting for their re-produce timer.
   std::vector<uint64_t> to_reproduce_;
   EventLoop::TimerId reproduce_timer_ = 0;
+  // Records waiting for the dead-letter spool to take them (it was full or failed).
+  std::vector<PendingLetter> to_spool_;
+  EventLoop::TimerId spool_timer_ = 0;
+  // The poll was stopped because Kafka refused an event at once (missing topic, spool
+  // refusal, dead producer): retried after a backoff, not counted as a Zulip error.
+  bool kafka_hold_ = false;
+  // Missing topics: records held per topic (an entry with 0 is a topic refused at once).
+  std::map<std::string, size_t, std::less<>> missing_topics_;
+  std::unordered_map<uint64_t, std::string> missing_topic_tokens_;
+  std::optional<Clock::TimePoint> missing_topic_logged_at_;
 
   EventLoop::TimerId retry_timer_ = 0;
   Clock::TimePoint not_before_{};  // X-RateLimit pacing: no request before this

@@ -14,6 +14,7 @@
 
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "daemon/replay_dead_letters.h"
 #include "daemon/supervisor.h"
 #include "daemon/version.h"
 
@@ -100,6 +101,12 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", check_config,
                "Validate the configuration, print it with secrets redacted, then exit "
                "(0: valid, 78: invalid)");
+  // Subcommands take the top-level --config too (fallthrough): `replay-dead-letters --config F`.
+  CLI::App* replay = app.add_subcommand(
+      "replay-dead-letters",
+      "Send the records of the dead-letter spool to Kafka again; delivered ones leave the spool "
+      "(0: all delivered, 1: some still failing); safe while the daemon runs");
+  replay->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -115,6 +122,13 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     PrintError(config.status());
     return kExitConfig;
+  }
+  if (replay->parsed()) {
+    zb::LogOptions log;
+    log.level = config->log.level;
+    log.format = config->log.format;
+    zb::ConfigureLog(log);
+    return zb::RunReplayDeadLetters(*config, stdout);
   }
   if (check_config) {
     std::printf("# %s: configuration OK; effective values, secrets redacted\n%s",

@@ -67,6 +67,17 @@ Status Supervisor::StartUp() {
   ZB_RETURN_IF_ERROR(checkpoints.status());
   checkpoints_ = std::move(*checkpoints);
 
+  StatusOr<std::unique_ptr<DeadLetterSpool>> dead_letters = DeadLetterSpool::Open(
+      config_.state_dir, fs_, metrics_, {.max_bytes = config_.dead_letter.max_bytes});
+  ZB_RETURN_IF_ERROR(dead_letters.status().WithContext("dead-letter spool"));
+  dead_letters_ = std::move(*dead_letters);
+  if (int64_t bytes = dead_letters_->RefreshSize(); bytes > 0) {
+    LogWarn(
+        "the dead-letter spool holds records Kafka refused; replay them with "
+        "zulip-bridge replay-dead-letters once the cause is fixed",
+        {{"spool", dead_letters_->path()}, {"bytes", bytes}});
+  }
+
   StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(clock_);
   ZB_RETURN_IF_ERROR(loop.status());
   loop_ = std::move(*loop);
@@ -123,9 +134,8 @@ void Supervisor::StartAccounts() {
   for (size_t i = 0; i < config_.accounts.size(); ++i) {
     const AccountConfig& account_config = config_.accounts[i];
     AccountEnv env{
-        *loop_, *transport_, *publisher_, *checkpoints_, metrics_, clock_, [this](Account& a) {
-          RequestCommit(&a);
-        }};
+        *loop_,         *transport_, *publisher_, *checkpoints_,
+        *dead_letters_, metrics_,    clock_,      [this](Account& a) { RequestCommit(&a); }};
     auto account =
         std::make_unique<Account>(account_config, RouterOptions(config_.kafka, account_config),
                                   backoff, static_cast<uint16_t>(i), env);
@@ -279,6 +289,8 @@ void Supervisor::RefreshSnapshotsEverySecond() {
 
 void Supervisor::ReportStatus() {
   notifier_.Status(StatusLine());
+  // A replay in another process shrinks the spool; keep zb_dead_letter_bytes near the truth.
+  dead_letters_->RefreshSize();
   loop_->AddTimer(kStatusInterval, [this] { ReportStatus(); });
 }
 

@@ -2,9 +2,10 @@
 // Kafka producer, the checkpoint store and the accounts — and the order in which they start and
 // stop.
 //
-// Start: lock the state directory, open the checkpoints, build the producer (it does not wait
-// for brokers: Kafka may be down at boot), build one Account per configured account and start
-// each from its checkpoint (resuming its queue), forget checkpoints of accounts no longer
+// Start: lock the state directory, open the checkpoints and the dead-letter spool (in the state
+// directory, capped by dead_letter.max_bytes; the accounts append to it), build the producer (it
+// does not wait for brokers: Kafka may be down at boot), build one Account per configured account
+// and start each from its checkpoint (resuming its queue), forget checkpoints of accounts no longer
 // configured, then READY=1. Registrations are spread out so that many accounts starting at
 // once stay inside Zulip's rate limits.
 //
@@ -34,6 +35,7 @@
 #include "daemon/clock.h"
 #include "daemon/config.h"
 #include "daemon/curl_transport.h"
+#include "daemon/dead_letter_spool.h"
 #include "daemon/event_loop.h"
 #include "daemon/fs.h"
 #include "daemon/kafka_publisher.h"
@@ -93,6 +95,7 @@ class Supervisor {
   PosixFs fs_;
   std::unique_ptr<StateDirLock> lock_;
   std::unique_ptr<CheckpointStore> checkpoints_;
+  std::unique_ptr<DeadLetterSpool> dead_letters_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<CurlTransport> transport_;
   std::unique_ptr<KafkaPublisher> publisher_;

@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon/fs.h"
+#include "daemon/log.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_transport.h"
 #include "tests/fakes/faulty_fs.h"
@@ -135,6 +136,7 @@ class AccountTest : public ::testing::Test {
     auto store = CheckpointStore::Open(dir_.Sub("state"), fs_);
     ASSERT_THAT(store, IsOk());
     store_ = std::move(*store);
+    MakeSpool();
     transport_ = std::make_unique<RecordingTransport>(fake_, *store_, clock_);
     auto loop = EventLoop::Create(clock_);
     ASSERT_THAT(loop, IsOk());
@@ -162,7 +164,7 @@ class AccountTest : public ::testing::Test {
 
   void MakePublisher(std::map<std::string, std::string> extra = {}) {
     KafkaPublisherOptions options;
-    options.brokers = cluster_.bootstraps();
+    options.brokers = brokers_.empty() ? cluster_.bootstraps() : brokers_;
     options.properties = {{"log_level", "2"},
                           {"linger.ms", "0"},
                           // A broker the test brings back up is found again at once.
@@ -179,13 +181,28 @@ class AccountTest : public ::testing::Test {
     publisher_ = std::move(*publisher);
   }
 
+  // The dead-letter spool in the state directory, on the same FaultyFs as the checkpoints.
+  void MakeSpool(int64_t max_bytes = int64_t{1} << 30) {
+    auto spool = DeadLetterSpool::Open(dir_.Sub("state"), fs_, metrics_, {max_bytes});
+    ASSERT_THAT(spool, IsOk());
+    spool_ = std::move(*spool);
+  }
+
+  // What the spool holds now (read the way a replay reads it, and put back).
+  std::vector<DeadLetter> Spooled() {
+    auto batch = spool_->TakeForReplay();
+    EXPECT_THAT(batch, IsOk());
+    if (!batch.ok()) return {};
+    EXPECT_THAT(spool_->FinishReplay(batch->records, batch->unreadable_lines), IsOk());
+    return batch->records;
+  }
+
   // Builds the account (and the publisher, unless the test built its own) on the loop thread.
   void MakeAccount() {
     if (!publisher_) MakePublisher();
     AccountEnv env{
-        *loop_, *transport_, *publisher_, *store_, metrics_, clock_, [this](Account& account) {
-          RequestCommit(account);
-        }};
+        *loop_,  *transport_, *publisher_, *store_,
+        *spool_, metrics_,    clock_,      [this](Account& account) { RequestCommit(account); }};
     OnLoop([&] { account_ = std::make_unique<Account>(config_, router_, backoff_, 0, env); });
   }
 
@@ -324,12 +341,14 @@ class AccountTest : public ::testing::Test {
   MockCluster cluster_;
   MetricsRegistry metrics_;
   std::unique_ptr<CheckpointStore> store_;
+  std::unique_ptr<DeadLetterSpool> spool_;
   std::unique_ptr<RecordingTransport> transport_;
   std::unique_ptr<EventLoop> loop_;
   std::thread loop_thread_;
   std::unique_ptr<KafkaPublisher> publisher_;
   std::unique_ptr<Account> account_;
 
+  std::string brokers_;  // when set, instead of cluster_'s
   AccountConfig config_;
   EventRouterOptions router_;
   BackoffPolicy backoff_;
@@ -831,6 +850,242 @@ TEST_F(AccountTest, FullKafkaQueuePausesTheTransferAndResumesIt) {
             3u);
   ASSERT_EQ(CallCount(), 3u);
   EXPECT_EQ(LastCall().Param("last_event_id"), "2");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+// A typing event of more than `bytes` bytes.
+std::string BigTyping(int64_t id, size_t bytes) {
+  return R"({"type":"typing","op":"start","pad":")" + std::string(bytes, 'x') + R"(","id":)" +
+         std::to_string(id) + "}";
+}
+
+uint64_t DeadLettered(MetricsRegistry& metrics) {
+  return metrics
+      .GetCounter("zb_dead_letter_records_total",
+                  "Records Kafka would never take, written to the dead-letter spool",
+                  {{"account", kAccount}})
+      .value();
+}
+
+TEST_F(AccountTest, RecordTheProducerRefusesGoesToTheSpoolAndTheAccountGoesOn) {
+  // The producer refuses records above message.max.bytes at once (InvalidArgument).
+  MakePublisher({{"message.max.bytes", "1000"}});
+  MakeAccount();
+  RegisterQueue();
+  const std::string big = BigTyping(1, 2000);
+  Answer(Events({Typing(0), big, Typing(2)}));
+  ASSERT_TRUE(WaitForReports(2));
+  ASSERT_TRUE(AllHeldDelivered());
+  Deliver();
+
+  std::vector<DeadLetter> spooled = Spooled();
+  ASSERT_EQ(spooled.size(), 1u);
+  EXPECT_EQ(spooled[0].account, kAccount);
+  EXPECT_EQ(spooled[0].event_id, 1);
+  EXPECT_EQ(spooled[0].type, "typing");
+  EXPECT_EQ(spooled[0].topic, "zulip.typing");
+  EXPECT_EQ(spooled[0].key, std::optional<std::string>(kAccount));
+  EXPECT_EQ(spooled[0].value, big) << "the spooled bytes differ from Zulip's";
+  EXPECT_THAT(spooled[0].error, HasSubstr("MSG_SIZE_TOO_LARGE"));
+  EXPECT_FALSE(spooled[0].headers.empty());
+  EXPECT_EQ(DeadLettered(metrics_), 1u);
+  // The spooled event counts as settled: the next GET acknowledges all three.
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "2");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, RecordTheBrokerRefusesForGoodIsSpooledThenSettled) {
+  MakeAccount();
+  RegisterQueue();
+  cluster_.FailNextProduce(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  Answer(Events({Typing(0)}));
+  ASSERT_TRUE(WaitForReports(1));
+  {
+    std::lock_guard lock(reports_mu_);
+    ASSERT_EQ(held_[0].outcome, DeliveryReport::Outcome::kPermanent) << held_[0].error;
+  }
+  EXPECT_EQ(CallCount(), 2u);
+  Deliver();
+
+  EXPECT_EQ(publisher_->HeldFailed(), 0u) << "the record was not released from the producer";
+  std::vector<DeadLetter> spooled = Spooled();
+  ASSERT_EQ(spooled.size(), 1u);
+  EXPECT_EQ(spooled[0].event_id, 0);
+  EXPECT_EQ(spooled[0].value, Typing(0));
+  EXPECT_THAT(spooled[0].error, HasSubstr("MSG_SIZE_TOO_LARGE"));
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "0");
+  EXPECT_EQ(Snapshot().in_flight, 0u);
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, SpoolThatCannotSyncHoldsTheAccountUntilItDoes) {
+  MakeAccount();
+  RegisterQueue();
+  cluster_.FailNextProduce(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  Answer(Events({Typing(0)}));
+  ASSERT_TRUE(WaitForReports(1));
+  // The next fsync is the spool's: the append is not durable.
+  fs_.FailNth(FaultyFs::Op::kSyncFile, 1);
+  Deliver();
+  EXPECT_EQ(CallCount(), 2u) << "acknowledged an event that is neither in Kafka nor spooled";
+  AccountSnapshot held = Snapshot();
+  EXPECT_EQ(held.in_flight, 1u);
+  EXPECT_THAT(held.last_error, HasSubstr("Input/output error"));
+  EXPECT_TRUE(Spooled().empty());
+
+  // The account tries the spool again after a pause; now it takes the record.
+  Advance(10s);
+  ASSERT_EQ(Spooled().size(), 1u);
+  ASSERT_EQ(CallCount(), 3u);
+  EXPECT_EQ(LastCall().Param("last_event_id"), "0");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, FullSpoolHoldsTheAccountAndCountsTheRefusal) {
+  MakeSpool(/*max_bytes=*/100);
+  MakePublisher({{"message.max.bytes", "1000"}});
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), BigTyping(1, 2000)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  AccountSnapshot held = Snapshot();
+  EXPECT_THAT(held.last_error, HasSubstr("dead-letter spool full"));
+  EXPECT_EQ(metrics_.GetCounter("zb_dead_letter_refused_total", "").value(), 1u);
+  EXPECT_EQ(DeadLettered(metrics_), 0u);
+  // Event 1 must never be acknowledged while it is
+  // neither in Kafka nor in the spool: every retried poll (from the durable watermark, -1)
+  // meets it again and holds again.
+  for (int i = 0; i < 3; ++i) {
+    Advance(1s);
+    ASSERT_EQ(CallCount(), 3u + i) << "no retried poll";
+    Answer(Events({Typing(0), BigTyping(1, 2000)}));
+  }
+  for (const CallRecord& call : Calls()) {
+    if (call.endpoint == "events") {
+      EXPECT_EQ(call.last_event_id(), -1);
+    }
+  }
+  EXPECT_EQ(metrics_.GetCounter("zb_dead_letter_refused_total", "").value(), 4u);
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+// A librdkafka mock cluster on which the test decides when a topic exists: the mock creates
+// every topic asked for, so a missing one is one whose metadata says UNKNOWN_TOPIC_OR_PART.
+class MockClusterWithMissingTopic {
+ public:
+  explicit MockClusterWithMissingTopic(const std::string& missing) : missing_(missing) {
+    char errstr[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof errstr);
+    host_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    cluster_ = rd_kafka_mock_cluster_new(host_, 1);
+    rd_kafka_mock_topic_set_error(cluster_, missing_.c_str(),
+                                  RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  }
+  ~MockClusterWithMissingTopic() {
+    rd_kafka_mock_cluster_destroy(cluster_);
+    rd_kafka_destroy(host_);
+  }
+  std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+  void CreateTopic() {
+    rd_kafka_mock_topic_set_error(cluster_, missing_.c_str(), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
+ private:
+  const std::string missing_;
+  rd_kafka_t* host_ = nullptr;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+};
+
+TEST_F(AccountTest, MissingTopicHoldsTheAccountSaysSoOnceAMinuteAndGoesOnOnceItExists) {
+  std::mutex lines_mu;
+  std::vector<std::string> lines;
+  struct RestoreLog {
+    ~RestoreLog() { SetLogSinkForTest({}, {}, false); }
+  } restore_log;
+  SetLogSinkForTest(
+      [&](std::string_view line) {
+        std::lock_guard lock(lines_mu);
+        lines.emplace_back(line);
+      },
+      {}, false);
+  auto all_lines = [&] {
+    std::lock_guard lock(lines_mu);
+    std::string out;
+    for (const std::string& l : lines) out += l;
+    return out;
+  };
+  auto missing_lines = [&] {
+    std::lock_guard lock(lines_mu);
+    return std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+      return l.find("Kafka topic does not exist") != std::string::npos &&
+             l.find("topic=zulip.typing") != std::string::npos;
+    });
+  };
+  MockClusterWithMissingTopic cluster("zulip.typing");
+  brokers_ = cluster.bootstraps();
+  MakePublisher({{"allow.auto.create.topics", "false"},
+                 {"topic.metadata.propagation.max.ms", "100"},
+                 {"topic.metadata.refresh.interval.ms", "100"}});
+  MakeAccount();
+  RegisterQueue();
+  Gauge& held = metrics_.GetGauge("zb_kafka_missing_topic", "",
+                                  {{"account", kAccount}, {"topic", "zulip.typing"}});
+  std::set<HttpTransport::Handle> answered;
+  // One turn of the world: answers a GET the account started (the same event, as Zulip would
+  // send it again), hands over Kafka's reports, lets a second pass.
+  auto round = [&] {
+    CallRecord last = LastCall();
+    if (last.endpoint == "events" && !answered.count(last.handle)) {
+      answered.insert(last.handle);
+      Answer(Events({Typing(0)}));
+    }
+    WaitFor([&] { return HeldCount() > 0; }, 200ms);
+    Deliver();
+    Advance(1s);
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        round();
+        return held.value() == 1;
+      },
+      kWait))
+      << "the missing topic was never reported; last GET sent last_event_id="
+      << LastCall().Param("last_event_id") << "; log:\n"
+      << all_lines();
+  for (int i = 0; i < 5; ++i) round();
+  EXPECT_EQ(missing_lines(), 1) << "not reported, or reported more than once a minute";
+  for (const CallRecord& call : Calls()) {
+    if (call.endpoint == "events") {
+      EXPECT_EQ(call.last_event_id(), -1) << "acknowledged an event Kafka does not have";
+    }
+  }
+  EXPECT_THAT(Snapshot().last_error, HasSubstr("zulip.typing"));
+  Advance(61s);
+  for (int i = 0; i < 3; ++i) round();
+  EXPECT_EQ(missing_lines(), 2) << "not reported again after a minute";
+
+  // The operator creates the topic: the account goes on by itself.
+  cluster.CreateTopic();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        round();
+        for (const CallRecord& call : Calls()) {
+          if (call.endpoint == "events" && call.last_event_id() == 0) return true;
+        }
+        return false;
+      },
+      kWait))
+      << "the account did not go on once the topic existed";
+  EXPECT_EQ(held.value(), 0);
+  EXPECT_GE(metrics_
+                .GetCounter("zb_kafka_missing_topic_total", "",
+                            {{"account", kAccount}, {"topic", "zulip.typing"}})
+                .value(),
+            2u);
   ExpectEveryGetSentOnlyDurableWatermarks();
 }
 
