@@ -388,7 +388,19 @@ TEST_F(FakeZulipOrgTest, APrivateChannelIsAnUnknownChannelToOutsiders) {
   Answer outsider = GetMessages(kOther, q);
   EXPECT_EQ(outsider.status, 400);
   EXPECT_THAT(outsider.body, HasSubstr("Invalid narrow operator: unknown channel"));
-  EXPECT_EQ(GetMessages(kBot, q).status, 200);
+  ASSERT_EQ(Send(R"({"sender_email":"bot@example.com","channel":"secret","topic":"t"})").status,
+            200);
+  // A late subscriber does not see what was said before they joined.
+  ASSERT_EQ(
+      Control("/_fake/subscriptions", R"({"email":"other@example.com","channel":"secret"})").status,
+      200);
+  ASSERT_EQ(Send(R"({"sender_email":"bot@example.com","channel":"secret","topic":"t"})").status,
+            200);
+  EXPECT_THAT(Ids(Json(GetMessages(kBot, q).body)), ElementsAre(2));
+  std::string all =
+      "anchor=oldest&num_before=0&num_after=10&narrow=" + Escape(R"([["channel","secret"]])");
+  EXPECT_THAT(Ids(Json(GetMessages(kOther, all).body)), ElementsAre(2));
+  EXPECT_THAT(Ids(Json(GetMessages(kBot, all).body)), ElementsAre(1, 2));
 }
 
 TEST_F(FakeZulipOrgTest, GetMessagesIsRateLimitedAndFaultsApplyToIt) {

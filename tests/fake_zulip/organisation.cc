@@ -357,6 +357,9 @@ StatusOr<FetchResult> Organisation::Fetch(const FetchRequest& request) const {
   auto matches = [&](const Message& m) {
     if (scope_channel) {
       if (m.channel_id != scope_channel->id) return false;
+      // A private channel's history is protected (Zulip's default for invite_only channels,
+      // history_public_to_subscribers false): a subscriber reads only what they received.
+      if (scope_channel->invite_only && !HasRow(m, request.user_id)) return false;
     } else if (scope_public) {
       if (!m.is_channel() || channels_.at(m.channel_id).invite_only) return false;
     } else if (!HasRow(m, request.user_id)) {
