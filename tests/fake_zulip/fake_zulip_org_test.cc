@@ -527,6 +527,44 @@ TEST_F(FakeZulipOrgTest, DropOlderDropsQueuesByAgeHoweverBusy) {
   EXPECT_EQ(server_->DropQueuesOlderThan(0), 1u);
 }
 
+TEST_F(FakeZulipOrgTest, ChannelsAndSubscriptionsChangeWithZulipsEvents) {
+  auto register_for = [&](const Login& login) {
+    Answer a = Request(Url("/api/v1/register"), "POST", login,
+                       "event_types=" + Escape(R"(["stream","subscription"])"));
+    return std::string(Json(a.body)["queue_id"].GetString());
+  };
+  auto types = [&](const Login& login, const std::string& queue) {
+    std::vector<std::string> out;
+    rapidjson::Document doc = Events(login, queue);
+    for (const auto& e : doc["events"].GetArray()) {
+      out.push_back(std::string(e["type"].GetString()) + "/" + e["op"].GetString());
+    }
+    return out;
+  };
+  std::string bot = register_for(kBot);
+  std::string other = register_for(kOther);
+  ASSERT_EQ(
+      Control("/_fake/channels", R"({"name":"new","subscribers":["bot@example.com"]})").status,
+      200);
+  EXPECT_THAT(types(kBot, bot), ElementsAre("stream/create", "subscription/add"));
+  EXPECT_THAT(types(kOther, other), ElementsAre("stream/create", "subscription/peer_add"));
+  ASSERT_EQ(Control("/_fake/subscriptions",
+                    R"({"email":"bot@example.com","channel":"new","subscribe":false})")
+                .status,
+            200);
+  EXPECT_THAT(types(kBot, bot),
+              ElementsAre("stream/create", "subscription/add", "subscription/remove"));
+  EXPECT_THAT(types(kOther, other),
+              ElementsAre("stream/create", "subscription/peer_add", "subscription/peer_remove"));
+  // A private channel is news only to its subscribers.
+  ASSERT_EQ(Control("/_fake/channels",
+                    R"({"name":"hush","invite_only":true,"subscribers":["bot@example.com"]})")
+                .status,
+            200);
+  EXPECT_EQ(types(kOther, other).size(), 3u);
+  EXPECT_EQ(types(kBot, bot).size(), 5u);
+}
+
 TEST_F(FakeZulipOrgTest, ChannelsListsTheDefaultOrganisation) {
   Answer channels = Request(Url("/_fake/channels"), "GET", kBot);
   ASSERT_EQ(channels.status, 200);

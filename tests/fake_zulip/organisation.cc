@@ -177,7 +177,8 @@ StatusOr<int64_t> Organisation::AddChannel(std::string_view name, bool invite_on
   return channel.id;
 }
 
-Status Organisation::SetSubscribed(int64_t user_id, std::string_view name, bool subscribed) {
+StatusOr<bool> Organisation::SetSubscribed(int64_t user_id, std::string_view name,
+                                           bool subscribed) {
   auto it = channel_by_name_.find(Lower(name));
   if (it == channel_by_name_.end()) {
     return Status::NotFound("no channel \"" + std::string(name) + "\"");
@@ -186,7 +187,7 @@ Status Organisation::SetSubscribed(int64_t user_id, std::string_view name, bool 
   bool changed =
       subscribed ? channel.subscribers.insert(user_id).second : channel.subscribers.erase(user_id);
   if (changed) Snapshot(channel);
-  return Status::Ok();
+  return changed;
 }
 
 const Channel* Organisation::FindChannel(std::string_view name) const {

@@ -104,8 +104,8 @@ class Organisation {
   // subscriber id. Returns the channel id.
   StatusOr<int64_t> AddChannel(std::string_view name, bool invite_only,
                                const std::vector<int64_t>& subscribers);
-  // NotFound for an unknown channel.
-  Status SetSubscribed(int64_t user_id, std::string_view channel, bool subscribed);
+  // NotFound for an unknown channel. True if it changed anything.
+  StatusOr<bool> SetSubscribed(int64_t user_id, std::string_view channel, bool subscribed);
   const Channel* FindChannel(std::string_view name) const;  // case-insensitive
   const Channel* FindChannel(int64_t id) const;
   const std::map<int64_t, Channel>& channels() const { return channels_; }

@@ -1137,6 +1137,68 @@ size_t ZulipCore::DropQueuesOlderThan(double secs) {
   return ids.size();
 }
 
+namespace {
+std::string IdList(const std::vector<int64_t>& ids) {
+  std::string out = "[";
+  for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+  return out + "]";
+}
+
+// The fields Zulip's stream dictionaries share (stream create events, subscription add).
+std::string ChannelFields(const Channel& channel) {
+  std::string invite_only = channel.invite_only ? "true" : "false";
+  std::string history = channel.invite_only ? "false" : "true";
+  return R"("name":)" + JsonQuote(channel.name) + R"(,"stream_id":)" + std::to_string(channel.id) +
+         R"(,"is_archived":false,"description":"","rendered_description":"","invite_only":)" +
+         invite_only +
+         R"(,"is_web_public":false,"stream_post_policy":1,"history_public_to_subscribers":)" +
+         history +
+         R"(,"first_message_id":null,"is_recently_active":true,"message_retention_days":null,)"
+         R"("is_announcement_only":false,"can_add_subscribers_group":2,)"
+         R"("can_remove_subscribers_group":2,"can_subscribe_group":2,)"
+         R"("stream_weekly_traffic":null)";
+}
+}  // namespace
+
+void ZulipCore::PushToUsers(const std::vector<int64_t>& user_ids, const std::string& json) {
+  StatusOr<EventInput> event = ParseEvent(json);
+  if (!event.ok()) return;  // made here, always an object with a type
+  for (int64_t user_id : user_ids) PushParsed(user_id, *event, nullptr);
+}
+
+std::vector<int64_t> ZulipCore::ChannelAudience(const Channel& channel) const {
+  if (channel.invite_only) return {channel.subscribers.begin(), channel.subscribers.end()};
+  std::vector<int64_t> everyone;
+  for (const FakeUser& user : users_) everyone.push_back(user.id);
+  return everyone;
+}
+
+void ZulipCore::AnnounceSubscription(const Channel& channel, int64_t user_id, bool subscribed) {
+  std::vector<int64_t> subscribers(channel.subscribers.begin(), channel.subscribers.end());
+  if (subscribed) {
+    PushToUsers({user_id}, R"({"type":"subscription","op":"add","subscriptions":[{)" +
+                               ChannelFields(channel) +
+                               R"(,"color":"#76ce90","is_muted":false,"pin_to_top":false,)"
+                               R"("audible_notifications":null,"desktop_notifications":null,)"
+                               R"("email_notifications":null,"push_notifications":null,)"
+                               R"("wildcard_mentions_notify":null,"in_home_view":true,)"
+                               R"("subscribers":)" +
+                               IdList(subscribers) + "}]}");
+  } else {
+    PushToUsers({user_id}, R"({"type":"subscription","op":"remove","subscriptions":[{"name":)" +
+                               JsonQuote(channel.name) + R"(,"stream_id":)" +
+                               std::to_string(channel.id) + "}]}");
+  }
+  std::vector<int64_t> peers;
+  for (int64_t id : ChannelAudience(channel)) {
+    if (id != user_id) peers.push_back(id);
+  }
+  PushToUsers(peers, std::string(R"({"type":"subscription","op":)") +
+                         (subscribed ? R"("peer_add")" : R"("peer_remove")") +
+                         R"(,"stream_ids":[)" + std::to_string(channel.id) + R"(],"user_ids":[)" +
+                         std::to_string(user_id) + "]}");
+}
+
 StatusOr<int64_t> ZulipCore::AddChannel(std::string_view name, bool invite_only,
                                         const std::vector<std::string>& subscriber_emails) {
   std::vector<int64_t> ids;
@@ -1145,13 +1207,24 @@ StatusOr<int64_t> ZulipCore::AddChannel(std::string_view name, bool invite_only,
     if (!user) return Status::NotFound("no user " + email);
     ids.push_back(user->id);
   }
-  return org_.AddChannel(name, invite_only, ids);
+  StatusOr<int64_t> id = org_.AddChannel(name, invite_only, ids);
+  if (!id.ok()) return id;
+  const Channel& channel = *org_.FindChannel(*id);
+  PushToUsers(ChannelAudience(channel), R"({"type":"stream","op":"create","streams":[{)" +
+                                            ChannelFields(channel) + R"(,"date_created":)" +
+                                            std::to_string(static_cast<int64_t>(clock_.Now())) +
+                                            "}]}");
+  for (int64_t user_id : channel.subscribers) AnnounceSubscription(channel, user_id, true);
+  return id;
 }
 
 Status ZulipCore::SetSubscribed(std::string_view email, std::string_view channel, bool subscribed) {
   const FakeUser* user = FindUser(email);
   if (!user) return Status::NotFound("no user " + std::string(email));
-  return org_.SetSubscribed(user->id, channel, subscribed);
+  StatusOr<bool> changed = org_.SetSubscribed(user->id, channel, subscribed);
+  if (!changed.ok()) return changed.status();
+  if (*changed) AnnounceSubscription(*org_.FindChannel(channel), user->id, subscribed);
+  return Status::Ok();
 }
 
 int64_t ZulipCore::MaxMessageId(int64_t user_id) const {

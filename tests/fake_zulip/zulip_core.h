@@ -166,6 +166,10 @@ class ZulipCore {
   // channels. A fresh core also has four human members (README.md): iago@zulip.com (id 11),
   // hamlet@zulip.com, cordelia@zulip.com and othello@zulip.com.
   const Organisation& organisation() const { return org_; }
+  // Channels and subscriptions change as in Zulip, with their events: a new channel is a
+  // `stream` `create` event for those who can see it (everyone; a private one, its
+  // subscribers); a subscription is `subscription` `add` (or `remove`) for the user and
+  // `peer_add` (`peer_remove`) for the others who can see the channel.
   // A channel; InvalidArgument for a taken name, NotFound for an unknown subscriber.
   StatusOr<int64_t> AddChannel(std::string_view name, bool invite_only,
                                const std::vector<std::string>& subscriber_emails);
@@ -259,6 +263,11 @@ class ZulipCore {
   // Pushes `message` to every queue that should see it (see SendMessages); `listeners` are the
   // all_public_streams and narrowed queues.
   int64_t DeliverMessage(const Message& message, const std::vector<Client*>& listeners);
+  // Pushes `json` to the queues of every user in `user_ids` that accept it.
+  void PushToUsers(const std::vector<int64_t>& user_ids, const std::string& json);
+  // Who can see the channel: every user for a public one, its subscribers for a private one.
+  std::vector<int64_t> ChannelAudience(const Channel& channel) const;
+  void AnnounceSubscription(const Channel& channel, int64_t user_id, bool subscribed);
   Client& NewClient(const FakeUser& user);
   bool Accepts(const Client& client, const EventInput& event) const;
   int64_t AddEvent(Client& client, const EventInput& event);
