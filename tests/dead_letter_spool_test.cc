@@ -6,7 +6,10 @@
 
 #include <rapidjson/document.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
@@ -18,7 +21,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "daemon/replay_dead_letters.h"
 #include "tests/fakes/faulty_fs.h"
+#include "tests/fakes/mock_kafka_cluster.h"
 #include "tests/test_support.h"
 
 namespace zb {
@@ -330,6 +335,85 @@ TEST_F(DeadLetterSpoolTest, AppendsWhileAnotherProcessReplaysAreNeitherLostNorDo
   take();
   ASSERT_EQ(seen.size(), static_cast<size_t>(kRecords)) << "after " << rounds << " replays";
   for (int i = 0; i < kRecords; ++i) EXPECT_EQ(seen.count(i), 1u) << "record " << i;
+}
+
+// ReplayDeadLetters against librdkafka's mock cluster: what is delivered leaves the spool, what
+// the broker still refuses stays with its new error, and a crashed replay's file goes first.
+class ReplayDeadLettersTest : public DeadLetterSpoolTest {
+ protected:
+  Config MakeConfig() {
+    Config config;
+    config.state_dir = dir_.path();
+    config.kafka.brokers = {cluster_.bootstraps()};
+    config.kafka.properties = {{"linger.ms", "0"}, {"log_level", "2"}};
+    return config;
+  }
+  StatusOr<ReplaySummary> Replay() {
+    ReplayOptions options;
+    options.report_timeout = std::chrono::seconds(30);
+    return ReplayDeadLetters(MakeConfig(), fs_, options);
+  }
+
+  testing::MockKafkaCluster cluster_;
+};
+
+TEST_F(ReplayDeadLettersTest, DeliveredRecordsLeaveTheSpool) {
+  auto spool = OpenSpool();
+  ASSERT_TRUE(spool);
+  for (int i = 0; i < 3; ++i) ASSERT_THAT(spool->Append(Letter(i)), IsOk());
+  StatusOr<ReplaySummary> summary = Replay();
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_EQ(summary->replayed, 3u);
+  EXPECT_EQ(summary->still_failing, 0u);
+  EXPECT_TRUE(summary->all_delivered());
+  EXPECT_EQ(FormatReplaySummary(*summary), "replayed 3, still failing 0\n");
+  EXPECT_TRUE(Drain(*spool).empty());
+}
+
+TEST_F(ReplayDeadLettersTest, RecordTheBrokerStillRefusesStaysWithItsNewError) {
+  auto spool = OpenSpool();
+  ASSERT_TRUE(spool);
+  ASSERT_THAT(spool->Append(Letter(1)), IsOk());
+  cluster_.FailNextProduce(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  StatusOr<ReplaySummary> summary = Replay();
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_EQ(summary->replayed, 0u);
+  EXPECT_EQ(summary->still_failing, 1u);
+  EXPECT_FALSE(summary->all_delivered());
+  EXPECT_THAT(FormatReplaySummary(*summary),
+              HasSubstr("replayed 0, still failing 1\n  1 x TOPIC_AUTHORIZATION_FAILED"));
+  std::vector<DeadLetter> kept = Drain(*spool);
+  ASSERT_EQ(kept.size(), 1u);
+  DeadLetter expected = Letter(1);
+  expected.error = kept[0].error;
+  EXPECT_EQ(kept[0], expected) << "the kept record changed beyond its error";
+  EXPECT_THAT(kept[0].error, HasSubstr("TOPIC_AUTHORIZATION_FAILED"));
+}
+
+TEST_F(ReplayDeadLettersTest, LeftoverOfACrashedReplayIsReplayedAndSoIsTheSpool) {
+  auto spool = OpenSpool();
+  ASSERT_TRUE(spool);
+  ASSERT_THAT(spool->Append(Letter(1)), IsOk());
+  ASSERT_THAT(spool->TakeForReplay(), IsOk());  // a replay that crashed after the rename
+  ASSERT_THAT(spool->Append(Letter(2)), IsOk());
+  StatusOr<ReplaySummary> summary = Replay();
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_EQ(summary->replayed, 2u);
+  EXPECT_FALSE(std::ifstream(ReplayingPath()).good());
+  EXPECT_TRUE(Drain(*spool).empty());
+}
+
+TEST_F(ReplayDeadLettersTest, UnreadableLinesAreKeptAndCounted) {
+  {
+    std::ofstream out(SpoolPath(), std::ios::binary);
+    out << DeadLetterSpool::Serialize(Letter(1)) << "garbage\n";
+  }
+  StatusOr<ReplaySummary> summary = Replay();
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_EQ(summary->replayed, 1u);
+  EXPECT_EQ(summary->unreadable, 1u);
+  EXPECT_FALSE(summary->all_delivered());
+  EXPECT_EQ(ReadAll(SpoolPath()), "garbage\n");
 }
 
 TEST(FormatUtcMillisTest, WritesRfc3339WithMilliseconds) {

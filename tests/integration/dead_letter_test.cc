@@ -220,6 +220,19 @@ TEST_F(DeadLetterTest, RecordAboveTheBrokersLimitIsSpooledTheAccountGoesOnAndRep
   ASSERT_EQ(landed.count(after), 1u) << "the account did not go on\n" << bridge_->Log();
   EXPECT_EQ(landed.count(big), 0u) << "the broker took the big record after all";
 
+  // A replay before the cause is fixed keeps the record, with the broker's new answer.
+  {
+    Subprocess early({BridgeBinary(), "replay-dead-letters", "--config", config_path()},
+                     dir_.Sub("early-replay.log"));
+    std::optional<int> code = early.Wait(120s);
+    ASSERT_TRUE(code.has_value()) << early.Log();
+    EXPECT_EQ(*code, 1) << early.Log();
+    EXPECT_NE(early.Log().find("replayed 0, still failing 1"), std::string::npos) << early.Log();
+    EXPECT_NE(early.Log().find("MSG_SIZE_TOO_LARGE"), std::string::npos) << early.Log();
+    EXPECT_NE(ReadText(spool_path()).find("\"event_id\":" + std::to_string(big)), std::string::npos)
+        << "a record that still fails left the spool";
+  }
+
   // The operator raises the limit and replays, with the daemon still running.
   ASSERT_TRUE(admin.SetMaxMessageBytes(topic(), "1048588").ok());
   Subprocess replay({BridgeBinary(), "replay-dead-letters", "--config", config_path()},
