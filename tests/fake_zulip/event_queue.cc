@@ -104,7 +104,8 @@ std::string EventQueue::WithId(const std::string& body, int64_t id) {
 
 int64_t EventQueue::Push(const EventInput& event) {
   int64_t id = next_event_id_++;
-  pushed_.push_back({id, WithId(event.body, id)});
+  auto json = std::make_shared<const std::string>(WithId(event.body, id));
+  pushed_.push_back({id, json});
   // The same test as Zulip's push(): every flags/ event but flags/remove/read is merged.
   if (event.full_type.starts_with("flags/") && !event.full_type.starts_with("flags/remove/read")) {
     auto it = virtual_.find(event.full_type);
@@ -120,7 +121,7 @@ int64_t EventQueue::Push(const EventInput& event) {
     }
     return id;
   }
-  queue_.push_back({id, WithId(event.body, id)});
+  queue_.push_back({id, std::move(json)});
   return id;
 }
 
@@ -150,7 +151,9 @@ std::string EventQueue::RenderVirtual(const VirtualEvent& v) const {
 std::string EventQueue::Contents(size_t* count) {
   if (!virtual_.empty()) {
     std::vector<StoredEvent> virtuals;
-    for (const auto& [key, v] : virtual_) virtuals.push_back({v.id, RenderVirtual(v)});
+    for (const auto& [key, v] : virtual_) {
+      virtuals.push_back({v.id, std::make_shared<const std::string>(RenderVirtual(v))});
+    }
     virtual_.clear();
     std::sort(virtuals.begin(), virtuals.end(),
               [](const StoredEvent& a, const StoredEvent& b) { return a.id < b.id; });
@@ -171,7 +174,7 @@ std::string EventQueue::Contents(size_t* count) {
   for (const auto& event : queue_) {
     if (!first) out += ',';
     first = false;
-    out += event.json;
+    out += *event.json;
   }
   out += ']';
   return out;

@@ -1085,7 +1085,7 @@ void AppendGroundTruth(const std::string& queue_id, const std::vector<StoredEven
   std::string quoted = JsonQuote(queue_id);
   for (const auto& event : events) {
     *out += R"({"queue_id":)" + quoted + R"(,"id":)" + std::to_string(event.id) + R"(,"event":)" +
-            event.json + "}\n";
+            *event.json + "}\n";
   }
 }
 }  // namespace
