@@ -131,8 +131,13 @@ class DeadLetterTest : public ::testing::Test {
         std::make_unique<FakeZulip>(dir_.path(), std::vector<FakeZulip::User>{{kEmail, kApiKey}});
     prefix_ = UniqueTopic("zbdl");
     WriteFile(dir_.Sub("alice.key"), std::string(kApiKey) + "\n");
+    WriteConfig("");
+  }
+
+  // The bridge's configuration, with `kafka_extra` (indented YAML) in its kafka section.
+  void WriteConfig(const std::string& kafka_extra) {
     WriteFile(config_path(), "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" +
-                                 prefix_ + ".{type}\"\n  flush_timeout_secs: 20\n" +
+                                 prefix_ + ".{type}\"\n  flush_timeout_secs: 20\n" + kafka_extra +
                                  "state_dir: " + state_dir() +
                                  "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: debug\n"
                                  "accounts:\n  - name: alice\n    site: " +
@@ -254,6 +259,52 @@ TEST_F(DeadLetterTest, RecordAboveTheBrokersLimitIsSpooledTheAccountGoesOnAndRep
   // The record keeps the time the daemon received it, not the time of the replay.
   EXPECT_LE(replayed.timestamp_ms, all.at(after).timestamp_ms);
   EXPECT_EQ(ReadText(spool_path()), "") << "a delivered record stayed in the spool";
+
+  bridge_->Signal(SIGTERM);
+  std::optional<int> stopped = bridge_->Wait(40s);
+  ASSERT_TRUE(stopped.has_value()) << bridge_->Log();
+  EXPECT_EQ(*stopped, 0) << bridge_->Log();
+}
+
+TEST_F(DeadLetterTest, MissingTopicHoldsTheAccountLoudlyAndItGoesOnOnceTheTopicExists) {
+  // The broker auto-creates topics; a producer that does not ask for it sees the topic
+  // missing, as under auto.create.topics.enable=false. librdkafka waits
+  // topic.metadata.propagation.max.ms (30 s by default) before it calls a topic missing: 1 s
+  // here. Once the topic exists, the held record (produced again every second) lands within
+  // a second or two with librdkafka's other defaults.
+  WriteConfig(
+      "  properties:\n    allow.auto.create.topics: \"false\"\n"
+      "    topic.metadata.propagation.max.ms: 1000\n");
+  bridge_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{BridgeBinary(), "--config", config_path()}, dir_.Sub("bridge.log"));
+  std::vector<std::string> queues;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        queues = zulip_->QueuesOf(kEmail);
+        return queues.size() == 1;
+      },
+      30s))
+      << bridge_->Log();
+  const int64_t first = zulip_->PushEventToQueue(queues[0], Typing("start"));
+  ASSERT_GE(first, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string log = bridge_->Log();
+        return log.find("Kafka topic does not exist") != std::string::npos &&
+               log.find("topic=" + topic()) != std::string::npos;
+      },
+      60s))
+      << "the missing topic was not reported\n"
+      << bridge_->Log();
+  EXPECT_EQ(ReadText(spool_path()), "") << "a missing topic is not a dead letter";
+
+  Admin admin(brokers_);
+  ASSERT_TRUE(admin.CreateTopic(topic(), "1048588").ok());
+  const int64_t second = zulip_->PushEventToQueue(queues[0], Typing("stop"));
+  ASSERT_GE(second, 0);
+  std::map<int64_t, ReadRecord> landed = ReadTyping({first, second}, 90s);
+  EXPECT_EQ(landed.count(first), 1u) << bridge_->Log();
+  EXPECT_EQ(landed.count(second), 1u) << "the account did not go on\n" << bridge_->Log();
 
   bridge_->Signal(SIGTERM);
   std::optional<int> stopped = bridge_->Wait(40s);
