@@ -955,9 +955,8 @@ TEST_F(AccountTest, FullSpoolHoldsTheAccountAndCountsTheRefusal) {
   EXPECT_THAT(held.last_error, HasSubstr("dead-letter spool full"));
   EXPECT_EQ(metrics_.GetCounter("zb_dead_letter_refused_total", "").value(), 1u);
   EXPECT_EQ(DeadLettered(metrics_), 0u);
-  // Event 1 must never be acknowledged while it is
-  // neither in Kafka nor in the spool: every retried poll (from the durable watermark, -1)
-  // meets it again and holds again.
+  // Event 1 must never be acknowledged while it is neither in Kafka nor in the spool: every
+  // retried poll (from the durable watermark, -1) meets it again and holds again.
   for (int i = 0; i < 3; ++i) {
     Advance(1s);
     ASSERT_EQ(CallCount(), 3u + i) << "no retried poll";
