@@ -76,7 +76,10 @@ struct ApiOutcome {
 // What ZulipCore::Emit pushes: `count` events, to one user's queues (`email`, each event to the
 // queues whose filters accept it) or to one queue whatever its filters (`queue_id`). Each event
 // is `event_json` as given, or made by the EventFactory: `type` is one of its types or
-// "lively" (the mix of a busy organisation).
+// "lively" (the mix of a busy organisation). Made messages (type "message", and lively's) are
+// real messages of the organisation, from options.sender_email to channel options.stream (both
+// must exist), in the history with rows for the channel's subscribers, but delivered to the
+// emit's target only, so that a benchmark sets its own fan-out.
 struct EmitRequest {
   std::string email;
   std::string queue_id;
