@@ -8,6 +8,7 @@
 #include <random>
 #include <utility>
 
+#include "daemon/control_record.h"
 #include "daemon/log.h"
 
 namespace zb {
@@ -106,6 +107,8 @@ std::string_view AccountStateName(AccountState state) {
       return "polling";
     case AccountState::kDraining:
       return "draining";
+    case AccountState::kBackfilling:
+      return "backfilling";
     case AccountState::kCommitting:
       return "committing";
     case AccountState::kBackingOff:
@@ -129,6 +132,12 @@ struct Account::Metrics {
             "zb_duplicates_skipped_total",
             "Events received again after a retried poll and not produced twice", labels)),
         polls(r.GetCounter("zb_polls_total", "GET /events that returned 200", labels)),
+        gaps(r.GetCounter("zb_gaps_total", "Gap records published (one per lost queue)", labels)),
+        backfilled(r.GetCounter("zb_backfilled_messages_total",
+                                "Messages read through GET /messages after a gap and acknowledged",
+                                labels)),
+        backfill_in_progress(r.GetGauge("zb_backfill_in_progress",
+                                        "1 while the account backfills after a gap", labels)),
         queue_lost(r.GetCounter("zb_queues_lost_total", "Event queues Zulip no longer had (a gap)",
                                 labels)),
         reproduced(r.GetCounter("zb_records_reproduced_total",
@@ -146,7 +155,15 @@ struct Account::Metrics {
                                   "Unix time of the last heartbeat", labels)),
         ratelimit_remaining(r.GetGauge("zb_ratelimit_remaining",
                                        "X-RateLimit-Remaining of the last answer", labels)),
-        registry(r) {}
+        registry(r) {
+    // Every class exists from the start at zero, so that dashboards and alerts see the series
+    // before the first failure.
+    for (ZulipErrorKind kind : {ZulipErrorKind::kUnauthenticated, ZulipErrorKind::kConfiguration,
+                                ZulipErrorKind::kQueueLost, ZulipErrorKind::kRateLimited,
+                                ZulipErrorKind::kTransient, ZulipErrorKind::kBadRequest}) {
+      Errors(ZulipErrorKindName(kind));
+    }
+  }
 
   Counter& Registrations(const std::string& reason) {
     Labels l = labels;
@@ -183,6 +200,9 @@ struct Account::Metrics {
   Counter& heartbeats;
   Counter& duplicates_skipped;
   Counter& polls;
+  Counter& gaps;
+  Counter& backfilled;
+  Gauge& backfill_in_progress;
   Counter& queue_lost;
   Counter& reproduced;
   Counter& lifespan_ignored;
@@ -223,13 +243,18 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   checkpoint.watermark = watermark;
   checkpoint.last_published_message_id = last_published_message_id_;
   checkpoint.registered_at_unix_ms = registered_at_unix_ms_;
+  checkpoint.backfill_active = backfill_active_;
+  checkpoint.backfill_anchor_message_id = backfill_anchor_;
   return checkpoint;
 }
 
 void Account::Start(std::optional<Checkpoint> checkpoint) {
-  if (checkpoint) {
+  if (checkpoint && checkpoint->site == config_.site) {
     last_published_message_id_ = checkpoint->last_published_message_id;
+    skip_messages_through_ = last_published_message_id_;
     registered_at_unix_ms_ = checkpoint->registered_at_unix_ms;
+    backfill_active_ = checkpoint->backfill_active;
+    backfill_anchor_ = checkpoint->backfill_anchor_message_id;
   }
   if (checkpoint && !checkpoint->queue_id.empty() && checkpoint->site == config_.site) {
     queue_id_ = checkpoint->queue_id;
@@ -238,8 +263,22 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
     metrics_->watermark.Set(static_cast<double>(durable_watermark_));
     LogAccount(LogLevel::kInfo, name(), "resuming event queue",
                {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}});
+    if (backfill_active_) {
+      // Stopped in the middle of a backfill: go on from its durable anchor before polling.
+      LogAccount(LogLevel::kInfo, name(), "resuming the backfill",
+                 {{"after_message_id", backfill_anchor_}});
+      RunBackfillBatch();
+      return;
+    }
     Poll();
     return;
+  }
+  if (!checkpoint && config_.backfill_from.kind != BackfillFrom::Kind::kNone) {
+    // A first start asked to read history: the new queue is polled after it.
+    backfill_active_ = true;
+    backfill_anchor_ = config_.backfill_from.kind == BackfillFrom::Kind::kMessageId
+                           ? config_.backfill_from.message_id - 1
+                           : -1;
   }
   if (checkpoint && !checkpoint->queue_id.empty()) {
     LogAccount(LogLevel::kWarn, name(), "checkpoint is for another site; registering anew",
@@ -253,6 +292,7 @@ void Account::Stop() {
     client_.Cancel(request_);
     request_ = 0;
   }
+  if (backfill_) backfill_->Cancel();
   env_.loop.CancelTimer(retry_timer_);
   retry_timer_ = 0;
   if (state_ != AccountState::kParked) SetState(AccountState::kStopped);
@@ -302,6 +342,19 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
   watermark_ = Watermark(-1);
   durable_watermark_ = -1;
   metrics_->Registrations(replaces_queue ? "queue_lost" : "start").Inc();
+  if (lost_queue_) {
+    // The lost queue's messages are read back before the new queue is polled; the new queue id
+    // and the backfill are made durable together, so a crash from here on resumes the backfill.
+    // Its anchor: the last message published, or, for an account that never published one,
+    // the newest message when its first queue was registered (kept in the anchor meanwhile).
+    backfill_active_ = true;
+    backfill_anchor_ = std::max(last_published_message_id_, backfill_anchor_);
+    lost_queue_->last_message_id = backfill_anchor_;
+  } else if (!backfill_active_ && result.max_message_id &&
+             *result.max_message_id > backfill_anchor_) {
+    // A first queue: messages up to here predate it, so a later gap never reads them back.
+    backfill_anchor_ = *result.max_message_id;
+  }
   LogAccount(LogLevel::kInfo, name(), "event queue registered",
              {{"queue_id", queue_id_},
               {"zulip_version", result.zulip_version},
@@ -333,8 +386,26 @@ void Account::OnCommitted(const Status& status) {
     });
     return;
   }
+  bool queue_committed = state_ == AccountState::kCommittingQueue;
   durable_watermark_ = staged_watermark_;
   metrics_->watermark.Set(static_cast<double>(durable_watermark_));
+  if (backfill_active_) {
+    if (queue_committed && lost_queue_) {
+      PublishGapRecord(*lost_queue_);
+      lost_queue_.reset();
+    }
+    if (queue_committed || backfill_ != nullptr) {
+      if (backfill_retry_) {
+        // A page or a record failed: wait as that failure asks, then read on.
+        ZulipOutcome failure = std::move(*backfill_retry_);
+        backfill_retry_.reset();
+        HandleFailure(failure, "backfill");
+        return;
+      }
+      RunBackfillBatch();
+      return;
+    }
+  }
   Poll();
 }
 
@@ -424,6 +495,14 @@ bool Account::OnEvent(std::string_view event_json) {
     metrics_->duplicates_skipped.Inc();
     return true;
   }
+  if (event.message_id && *event.message_id <= skip_messages_through_ && event.type == "message") {
+    // Published already: by the backfill after a gap, or before a restart whose checkpoint
+    // came after the record but before its event's watermark.
+    (void)watermark_.ReceiveSettled(event.id);
+    metrics_->received.Inc();
+    metrics_->duplicates_skipped.Inc();
+    return true;
+  }
   if (event.type == "heartbeat") {
     (void)watermark_.ReceiveSettled(event.id);
     metrics_->received.Inc();
@@ -438,7 +517,7 @@ bool Account::OnEvent(std::string_view event_json) {
     event_error_ = routed;
     return false;
   }
-  uint64_t token = (uint64_t{slot_} << 48) | (next_sequence_ & kSequenceMask);
+  uint64_t token = NextToken();
   KafkaRecord record;
   record.topic = routed_.topic;
   if (routed_.key) record.key = *routed_.key;
@@ -451,15 +530,8 @@ bool Account::OnEvent(std::string_view event_json) {
   if (produced.IsInvalidArgument()) {
     // The producer will never take this record (larger than message.max.bytes...): it goes to
     // the dead-letter spool, and once that is durable it counts as settled.
-    OwnedKafkaRecord owned;
-    owned.topic.assign(record.topic);
-    if (record.key) owned.key.emplace(*record.key);
-    owned.value.assign(record.value);
-    owned.headers.assign(record.headers.begin(), record.headers.end());
-    owned.timestamp_ms = record.timestamp_ms;
-    owned.token = token;
     Status spooled =
-        env_.dead_letters.Append(MakeDeadLetter(event.id, std::move(owned), produced.message()));
+        env_.dead_letters.Append(MakeDeadLetter(event.id, OwnedCopy(record), produced.message()));
     if (!spooled.ok()) {
       LogAccount(LogLevel::kError, name(),
                  "Kafka refused an event and the dead-letter spool did not take it; holding "
@@ -497,7 +569,6 @@ bool Account::OnEvent(std::string_view event_json) {
     if (it != missing_topics_.end() && it->second == 0)
       MissingTopicCleared(std::string(routed_.topic));
   }
-  ++next_sequence_;
   (void)watermark_.Receive(event.id);
   in_flight_.emplace(token, InFlight{generation_, event.id, event.message_id});
   metrics_->received.Inc();
@@ -528,7 +599,8 @@ void Account::OnPollDone(ZulipOutcome outcome) {
   }
   backoff_.Reset();
   metrics_->polls.Inc();
-  metrics_->last_poll.Set(static_cast<double>(WallMillis(env_.clock)) / 1000.0);
+  last_good_poll_unix_ms_ = WallMillis(env_.clock);
+  metrics_->last_poll.Set(static_cast<double>(last_good_poll_unix_ms_) / 1000.0);
   response_complete_ = true;
   SetState(AccountState::kDraining);
   MaybeAdvance();
@@ -550,7 +622,8 @@ void Account::OnDelivery(const DeliveryReport& report) {
   switch (report.outcome) {
     case DeliveryReport::Outcome::kDelivered:
       ForgetMissingTopicToken(report.token);
-      metrics_->published.Inc();
+      if (entry.kind == RecordKind::kLive) metrics_->published.Inc();
+      if (entry.kind == RecordKind::kBackfilled) metrics_->backfilled.Inc();
       if (entry.message_id && *entry.message_id > last_published_message_id_) {
         last_published_message_id_ = *entry.message_id;
       }
@@ -619,10 +692,31 @@ void Account::Settle(uint64_t token) {
   if (it == in_flight_.end()) return;
   InFlight entry = it->second;
   in_flight_.erase(it);
-  // A lost queue's ids no longer count: its records settle, its watermark is gone.
-  if (entry.generation == generation_) (void)watermark_.Settle(entry.event_id);
-  metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
-  MaybeAdvance();
+  switch (entry.kind) {
+    case RecordKind::kLive:
+      // A lost queue's ids no longer count: its records settle, its watermark is gone.
+      if (entry.generation == generation_) (void)watermark_.Settle(entry.event_id);
+      metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
+      MaybeAdvance();
+      return;
+    case RecordKind::kBackfilled:
+      // Delivered or dead-lettered: either way the batch is done with it.
+      if (--backfill_outstanding_ == 0) FinishBackfillBatch();
+      return;
+    case RecordKind::kControl:
+      return;
+  }
+}
+
+OwnedKafkaRecord Account::OwnedCopy(const KafkaRecord& record) {
+  OwnedKafkaRecord owned;
+  owned.topic.assign(record.topic);
+  if (record.key) owned.key.emplace(*record.key);
+  owned.value.assign(record.value);
+  owned.headers.assign(record.headers.begin(), record.headers.end());
+  owned.timestamp_ms = record.timestamp_ms;
+  owned.token = record.token;
+  return owned;
 }
 
 DeadLetter Account::MakeDeadLetter(int64_t event_id, OwnedKafkaRecord record,
@@ -760,11 +854,13 @@ void Account::HandleFailure(const ZulipOutcome& outcome, const char* what) {
              {{"call", what},
               {"kind", ZulipErrorKindName(outcome.kind)},
               {"error", outcome.status.message()}});
-  bool registering = std::string_view(what) == "register";
+  std::string_view call(what);
   SetState(AccountState::kBackingOff);
-  RetryLater(outcome.retry_after_seconds, [this, registering] {
-    if (registering) {
+  RetryLater(outcome.retry_after_seconds, [this, call] {
+    if (call == "register") {
       Register();
+    } else if (call == "backfill") {
+      RunBackfillBatch();
     } else {
       Poll();
     }
@@ -790,11 +886,165 @@ void Account::Park(const std::string& reason) {
 
 void Account::LoseQueue(const std::string& reason) {
   metrics_->queue_lost.Inc();
+  LostQueue lost;
+  lost.queue_id = queue_id_;
+  lost.last_event_id = durable_watermark_;
+  lost.last_message_id = last_published_message_id_;
+  lost.last_good_poll_unix_ms = last_good_poll_unix_ms_;
+  lost.detected_at_unix_ms = WallMillis(env_.clock);
+  lost.reason = reason;
+  // A second loss before the first gap record went out keeps the first queue's facts.
+  if (!lost_queue_) lost_queue_ = std::move(lost);
   LogAccount(LogLevel::kError, name(),
              "event queue lost; events between the last acknowledged one and the new queue "
              "were not received",
              {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}, {"reason", reason}});
   Register();
+}
+
+uint64_t Account::NextToken() {
+  return (uint64_t{slot_} << 48) | (next_sequence_++ & kSequenceMask);
+}
+
+void Account::PublishGapRecord(const LostQueue& lost) {
+  GapRecord gap;
+  gap.account = config_.name;
+  gap.site = config_.site;
+  gap.lost_queue_id = lost.queue_id;
+  gap.last_event_id = lost.last_event_id;
+  gap.last_message_id = lost.last_message_id;
+  gap.new_queue_id = queue_id_;
+  gap.last_good_poll_unix_ms = lost.last_good_poll_unix_ms;
+  gap.detected_at_unix_ms = lost.detected_at_unix_ms;
+  gap.reason = lost.reason;
+  gap.backfill = backfill_active_;
+  std::string value = GapRecordJson(gap);
+  std::vector<KafkaHeader> headers = {{"zulip-site", config_.site},
+                                      {"zulip-account", config_.name},
+                                      {"bridge-record-type", "gap"},
+                                      {"bridge-version", router_.options().bridge_version}};
+  KafkaRecord record;
+  record.topic = router_.control_topic();
+  record.key = config_.name;
+  record.value = value;
+  record.headers = headers;
+  record.timestamp_ms = WallMillis(env_.clock);
+  record.token = NextToken();
+  Status produced = env_.publisher.Produce(record);
+  metrics_->gaps.Inc();
+  LogAccount(LogLevel::kWarn, name(), "gap: publishing its record to the control topic",
+             {{"lost_queue_id", lost.queue_id},
+              {"new_queue_id", queue_id_},
+              {"last_event_id", lost.last_event_id},
+              {"last_message_id", lost.last_message_id},
+              {"topic", router_.control_topic()}});
+  if (!produced.ok()) {
+    // The gap itself is in the log and the metric; the record is best effort beyond that.
+    LogAccount(LogLevel::kError, name(), "could not produce the gap record",
+               {{"error", produced.message()}});
+    return;
+  }
+  in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl});
+}
+
+void Account::RunBackfillBatch() {
+  if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
+  SetState(AccountState::kBackfilling);
+  metrics_->backfill_in_progress.Set(1);
+  if (!backfill_) {
+    MessageBackfillOptions options;
+    options.narrows = BackfillNarrows(config_);
+    options.apply_markdown = config_.apply_markdown;
+    options.client_gravatar = config_.client_gravatar;
+    if (config_.backfill_from.kind == BackfillFrom::Kind::kTime && backfill_anchor_ < 0) {
+      options.min_timestamp = config_.backfill_from.unix_seconds;
+    }
+    backfill_ = std::make_unique<MessageBackfill>(client_, std::move(options), backfill_anchor_);
+    LogAccount(LogLevel::kInfo, name(), "backfilling messages through GET /messages",
+               {{"after_message_id", backfill_anchor_}});
+  }
+  backfill_batch_last_ = backfill_anchor_;
+  backfill_batch_complete_ = false;
+  backfill_batch_failed_ = false;
+  backfill_->NextBatch([this](const ZulipOutcome& outcome, BackfillBatch batch) {
+    OnBackfillBatch(outcome, std::move(batch));
+  });
+}
+
+void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) {
+  NotePacing(outcome.rate_limit);
+  if (!outcome.ok()) {
+    backfill_retry_ = outcome;
+  } else {
+    backoff_.Reset();
+  }
+  backfill_batch_complete_ = batch.complete;
+  const int64_t now_ms = WallMillis(env_.clock);
+  for (const BackfilledMessage& message : batch.messages) {
+    Status status =
+        router_.Route(RouteInput{config_.name, message.header, "", feature_level_}, routed_);
+    KafkaRecord record;
+    if (status.ok()) {
+      record.topic = routed_.topic;
+      if (routed_.key) record.key = *routed_.key;
+      record.value = message.value;
+      record.headers = routed_.headers;
+      record.timestamp_ms = now_ms;
+      record.token = NextToken();
+      status = env_.publisher.Produce(record);
+    }
+    if (status.IsInvalidArgument()) {
+      // Never to be taken (too large...): dead-lettered like a live event, and the batch goes on.
+      in_flight_.emplace(record.token, InFlight{generation_, -1, message.header.message_id,
+                                                RecordKind::kBackfilled});
+      ++backfill_outstanding_;
+      backfill_batch_last_ = *message.header.message_id;
+      SpoolOrHold({record.token, MakeDeadLetter(-1, OwnedCopy(record), status.message())});
+      continue;
+    }
+    if (!status.ok()) {
+      // Kafka's queue is full or refused the record: what was produced settles, then the
+      // backfill reads on from there after a pause.
+      LogAccount(status.IsUnavailable() ? LogLevel::kDebug : LogLevel::kWarn, name(),
+                 "backfill paused: Kafka did not take a message",
+                 {{"message_id", *message.header.message_id}, {"error", status.message()}});
+      backfill_batch_failed_ = true;
+      break;
+    }
+    in_flight_.emplace(record.token, InFlight{generation_, -1, message.header.message_id,
+                                              RecordKind::kBackfilled});
+    ++backfill_outstanding_;
+    backfill_batch_last_ = *message.header.message_id;
+  }
+  if (backfill_outstanding_ == 0) FinishBackfillBatch();
+}
+
+void Account::FinishBackfillBatch() {
+  if (!backfill_) return;
+  if (backfill_batch_last_ > backfill_anchor_) backfill_anchor_ = backfill_batch_last_;
+  if (backfill_batch_failed_) {
+    backfill_->Restart(backfill_anchor_);
+    if (!backfill_retry_) {
+      ZulipOutcome paused;
+      paused.kind = ZulipErrorKind::kTransient;
+      paused.status = Status::Unavailable("backfill: Kafka did not take a message");
+      backfill_retry_ = paused;
+    }
+  } else if (backfill_batch_complete_ && !backfill_retry_) {
+    EndBackfill();
+    return;
+  }
+  StageCheckpoint(AccountState::kCommitting);
+}
+
+void Account::EndBackfill() {
+  LogAccount(LogLevel::kInfo, name(), "backfill complete; polling the new queue",
+             {{"messages", backfill_->delivered()}, {"through_message_id", backfill_anchor_}});
+  backfill_active_ = false;
+  backfill_.reset();
+  metrics_->backfill_in_progress.Set(0);
+  skip_messages_through_ = std::max(skip_messages_through_, last_published_message_id_);
+  StageCheckpoint(AccountState::kCommitting);
 }
 
 // Spreads the requests left in Zulip's window evenly over the time until it resets. A busy

@@ -57,6 +57,7 @@
 #include "daemon/event_router.h"
 #include "daemon/event_splitter.h"
 #include "daemon/kafka_publisher.h"
+#include "daemon/message_backfill.h"
 #include "daemon/metrics.h"
 #include "daemon/watermark.h"
 #include "daemon/zulip_client.h"
@@ -76,6 +77,7 @@ enum class AccountState {
   kCommittingQueue,  // a new queue id is being made durable before its first GET
   kPolling,          // GET /events in flight (possibly paused while Kafka's queue is full)
   kDraining,         // the response is complete; waiting for Kafka to acknowledge its events
+  kBackfilling,      // after a gap: reading messages through GET /messages into Kafka
   kCommitting,       // the new watermark is being made durable
   kBackingOff,       // waiting before a retry
   kParked,           // stopped for a reason only an operator can fix
@@ -151,10 +153,21 @@ class Account {
   static uint16_t SlotOfToken(uint64_t token) { return static_cast<uint16_t>(token >> 48); }
 
  private:
+  enum class RecordKind { kLive, kBackfilled, kControl };
   struct InFlight {
     uint64_t generation;  // which queue the event came from (a lost queue's ids don't settle)
-    int64_t event_id;
+    int64_t event_id;     // -1 for backfilled and control records
     std::optional<int64_t> message_id;
+    RecordKind kind = RecordKind::kLive;
+  };
+  // What the gap record of a lost queue says; kept from the loss to the new queue's commit.
+  struct LostQueue {
+    std::string queue_id;
+    int64_t last_event_id = -1;
+    int64_t last_message_id = -1;
+    int64_t last_good_poll_unix_ms = 0;
+    int64_t detected_at_unix_ms = 0;
+    std::string reason;
   };
   struct Metrics;
   // A record Kafka refused for good, waiting for the spool to take it.
@@ -171,6 +184,8 @@ class Account {
   void OnPollDone(ZulipOutcome outcome);
   void MaybeAdvance();
   void ReproduceHeld();
+  // The record's bytes, copied out of the borrowed views (for the spool).
+  static OwnedKafkaRecord OwnedCopy(const KafkaRecord& record);
   DeadLetter MakeDeadLetter(int64_t event_id, OwnedKafkaRecord record, std::string error) const;
   // Releases a kPermanent record from the publisher and spools it (or holds it).
   void DeadLetterRecord(uint64_t token, const InFlight& entry, const std::string& error);
@@ -188,6 +203,14 @@ class Account {
   void RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry);
   void Park(const std::string& reason);
   void LoseQueue(const std::string& reason);
+  // Gaps (DESIGN.md "Gaps"): the gap record, then the backfill one batch at a time, each batch
+  // acknowledged by Kafka and its anchor made durable before the next.
+  void PublishGapRecord(const LostQueue& lost);
+  void RunBackfillBatch();
+  void OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch);
+  void FinishBackfillBatch();
+  void EndBackfill();
+  uint64_t NextToken();
   void SetState(AccountState state);
   void NotePacing(const RateLimitInfo& info);
   Checkpoint CurrentCheckpoint(int64_t watermark) const;
@@ -210,6 +233,21 @@ class Account {
   int64_t staged_watermark_ = -1;
   int64_t last_published_message_id_ = -1;
   int64_t registered_at_unix_ms_ = 0;
+  int64_t last_good_poll_unix_ms_ = 0;
+  // Message events with ids up to this were published already (by the backfill, or before a
+  // restart): the queue's copies are settled without publishing them again.
+  int64_t skip_messages_through_ = -1;
+  std::optional<LostQueue> lost_queue_;  // set from a loss until its gap record is produced
+
+  // The backfill after a gap (or a first start with backfill_from), checkpointed.
+  bool backfill_active_ = false;
+  int64_t backfill_anchor_ = -1;  // durable: every message up to it is in Kafka
+  std::unique_ptr<MessageBackfill> backfill_;
+  size_t backfill_outstanding_ = 0;  // records of the current batch not yet acknowledged
+  int64_t backfill_batch_last_ = -1;
+  bool backfill_batch_complete_ = false;
+  bool backfill_batch_failed_ = false;          // a record was refused: the batch is read again
+  std::optional<ZulipOutcome> backfill_retry_;  // the page failure to wait out after the batch
   std::string parked_reason_;
   std::string last_error_;
 

@@ -183,6 +183,13 @@ Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
     }
     if (id->value.GetInt64() <= last_id) continue;  // not above the anchor: never expected
     last_id = id->value.GetInt64();
+    if (options_.min_timestamp > 0) {
+      auto sent = message.FindMember("timestamp");
+      if (sent != message.MemberEnd() && sent->value.IsInt64() &&
+          sent->value.GetInt64() < options_.min_timestamp) {
+        continue;
+      }
+    }
     rapidjson::Value flags(rapidjson::kArrayType);
     if (auto f = message.FindMember("flags"); f != message.MemberEnd()) {
       flags = std::move(f->value);

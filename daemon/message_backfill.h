@@ -49,6 +49,9 @@ struct MessageBackfillOptions {
   bool client_gravatar = false;      // both to true: always sent explicitly)
   int page_size = 1000;              // num_after per request; Zulip recommends at most 1000
   size_t batch_size = 1000;          // messages per NextBatch()
+  // Messages sent before this (Unix seconds, their "timestamp") are read past, not handed out:
+  // backfill_from given as a time. 0: none skipped.
+  int64_t min_timestamp = 0;
 };
 
 struct BackfillBatch {

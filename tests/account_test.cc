@@ -109,6 +109,31 @@ std::string RegisterOk(const std::string& queue_id) {
          R"("event_queue_longpoll_timeout_seconds":90})";
 }
 
+// A GET /messages page: nothing (left) to backfill.
+std::string NoMessages() {
+  return R"({"result":"success","msg":"","messages":[],"anchor":0,"found_anchor":false,)"
+         R"("found_oldest":true,"found_newest":true,"history_limited":false})";
+}
+
+// A message event on a queue: event id `id`, message id `message_id`.
+std::string MessageEvent(int64_t id, int64_t message_id) {
+  return R"({"type":"message","flags":[],"message":{"id":)" + std::to_string(message_id) +
+         R"(,"type":"stream","stream_id":1,"subject":"t","content":"live"},"id":)" +
+         std::to_string(id) + "}";
+}
+
+// A GET /messages page with these message ids.
+std::string MessagesPage(const std::vector<int64_t>& ids, bool found_newest) {
+  std::string body = R"({"result":"success","msg":"","messages":[)";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) body += ',';
+    body += R"({"id":)" + std::to_string(ids[i]) +
+            R"(,"type":"stream","stream_id":1,"subject":"t","content":"old","flags":["read"]})";
+  }
+  return body + R"(],"found_anchor":false,"found_oldest":false,"found_newest":)" +
+         (found_newest ? "true" : "false") + R"(,"history_limited":false})";
+}
+
 // A typing event with this id: small, routed to zulip.typing.
 std::string Typing(int64_t id) {
   return R"({"type":"typing","op":"start","id":)" + std::to_string(id) + "}";
@@ -582,6 +607,9 @@ TEST_F(AccountTest, LostQueueReRegistersAndStartsTheNewQueueFromMinusOne) {
   EXPECT_EQ(QueuesLost(), 1u);
 
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  // The gap: the lost queue's messages are read back first (none here).
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  Answer(FakeResponse::Json(200, NoMessages()));
   CallRecord get = LastCall();
   ASSERT_EQ(get.endpoint, "events");
   EXPECT_EQ(get.Param("queue_id"), "q2");
@@ -596,6 +624,83 @@ TEST_F(AccountTest, LostQueueReRegistersAndStartsTheNewQueueFromMinusOne) {
   Deliver();
   EXPECT_EQ(LastCall().Param("last_event_id"), "0");
   ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, LostQueueBackfillsItsMessagesBeforePollingAndSkipsTheirLiveCopies) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({MessageEvent(0, 100), MessageEvent(1, 101)}));
+  ASSERT_TRUE(WaitForReports(2));
+  Deliver();
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+
+  // Before the new queue is polled: its id and the backfill are durable, and the backfill reads
+  // after the last message published, one-ended.
+  CallRecord page = LastCall();
+  ASSERT_EQ(page.endpoint, "messages");
+  EXPECT_EQ(page.Param("anchor"), "101");
+  EXPECT_EQ(page.Param("include_anchor"), "false");
+  EXPECT_EQ(page.Param("num_before"), "0");
+  ASSERT_TRUE(page.durable.has_value());
+  EXPECT_EQ(page.durable->queue_id, "q2");
+  EXPECT_TRUE(page.durable->backfill_active);
+  EXPECT_EQ(page.durable->backfill_anchor_message_id, 101);
+  Answer(FakeResponse::Json(200, MessagesPage({102, 103}, false)));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  EXPECT_EQ(LastCall().Param("anchor"), "103");
+  Answer(FakeResponse::Json(200, MessagesPage({}, true)));
+
+  // The gap record and the two backfilled messages.
+  ASSERT_TRUE(WaitForReports(3));
+  EXPECT_EQ(LastCall().endpoint, "messages") << "polled before the backfill was in Kafka";
+  Deliver();
+  CallRecord get = LastCall();
+  ASSERT_EQ(get.endpoint, "events");
+  EXPECT_EQ(get.Param("queue_id"), "q2");
+  ASSERT_TRUE(get.durable.has_value());
+  EXPECT_FALSE(get.durable->backfill_active);
+  EXPECT_EQ(get.durable->last_published_message_id, 103);
+  auto counter = [&](const char* name) {
+    return metrics_.GetCounter(name, "", {{"account", kAccount}}).value();
+  };
+  EXPECT_EQ(counter("zb_gaps_total"), 1u);
+  EXPECT_EQ(counter("zb_backfilled_messages_total"), 2u);
+
+  // The new queue has 103 again (sent while the backfill ran) and 104: only 104 is published.
+  Answer(Events({MessageEvent(0, 103), MessageEvent(1, 104)}, "q2"));
+  ASSERT_TRUE(WaitForReports(1));
+  Turn();
+  EXPECT_EQ(HeldCount(), 1u) << "message 103 published twice";
+  Deliver();
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  EXPECT_EQ(counter("zb_duplicates_skipped_total"), 1u);
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, ABackfillInterruptedByACrashResumesFromItsDurableAnchor) {
+  Checkpoint saved;
+  saved.site = kSite;
+  saved.queue_id = "q2";
+  saved.watermark = -1;
+  saved.last_published_message_id = 150;
+  saved.backfill_active = true;
+  saved.backfill_anchor_message_id = 150;
+  MakeAccount();
+  Start(saved);
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  EXPECT_EQ(LastCall().Param("anchor"), "150");
+  Answer(FakeResponse::Json(200, MessagesPage({151}, true)));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  CallRecord get = LastCall();
+  ASSERT_EQ(get.endpoint, "events");
+  EXPECT_EQ(get.Param("queue_id"), "q2");
+  EXPECT_EQ(get.Param("last_event_id"), "-1");
+  EXPECT_FALSE(get.durable->backfill_active);
 }
 
 TEST_F(AccountTest, UnauthorizedRegisterParksTheAccountWithTheServersReason) {
@@ -799,6 +904,8 @@ TEST_F(AccountTest, LosingAResumedQueueCountsAsAQueueLostRegistration) {
       R"({"result":"error","msg":"Bad event queue ID: q-old","code":"BAD_EVENT_QUEUE_ID","queue_id":"q-old"})"));
   ASSERT_EQ(LastCall().endpoint, "register");
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  Answer(FakeResponse::Json(200, NoMessages()));
   EXPECT_EQ(LastCall().Param("last_event_id"), "-1");
   EXPECT_EQ(QueuesLost(), 1u);
   auto registrations = [&](const std::string& reason) {
