@@ -13,8 +13,11 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/config.h"
+#include "daemon/decommission.h"
+#include "daemon/fs.h"
 #include "daemon/log.h"
 #include "daemon/replay_dead_letters.h"
+#include "daemon/status_command.h"
 #include "daemon/supervisor.h"
 #include "daemon/version.h"
 
@@ -107,6 +110,19 @@ int main(int argc, char** argv) {
       "Send the records of the dead-letter spool to Kafka again; delivered ones leave the spool "
       "(0: all delivered, 1: some still failing); safe while the daemon runs");
   replay->fallthrough();
+  CLI::App* status = app.add_subcommand(
+      "status",
+      "Print a table of the running daemon's accounts (state, queue, watermark, lag, last "
+      "event, parked reason), asked from its HTTP listener (0: answered, 1: no answer)");
+  status->fallthrough();
+  std::string decommission_account;
+  CLI::App* decommission = app.add_subcommand(
+      "decommission",
+      "Delete ACCOUNT's Zulip event queue, then its checkpoint, for good; run it with the "
+      "daemon stopped, before removing the account from the configuration (0: done, 1: not)");
+  decommission->add_option("ACCOUNT", decommission_account, "The account's configured name")
+      ->required();
+  decommission->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -129,6 +145,31 @@ int main(int argc, char** argv) {
     log.format = config->log.format;
     zb::ConfigureLog(log);
     return zb::RunReplayDeadLetters(*config, stdout);
+  }
+  if (status->parsed()) {
+    zb::StatusOr<std::string> table = zb::QueryStatus(*config);
+    if (!table.ok()) {
+      PrintError(table.status());
+      return kExitFailure;
+    }
+    std::fputs(table->c_str(), stdout);
+    return kExitOk;
+  }
+  if (decommission->parsed()) {
+    zb::PosixFs fs;
+    zb::StatusOr<zb::DecommissionResult> result =
+        zb::Decommission(*config, decommission_account, fs);
+    if (!result.ok()) {
+      PrintError(result.status());
+      return result.status().IsNotFound() ? kExitUsage : kExitFailure;
+    }
+    if (result->queue_id.empty()) {
+      std::printf("%s: no checkpoint, so no Zulip queue to delete\n", decommission_account.c_str());
+    } else {
+      std::printf("%s: Zulip queue %s %s; checkpoint removed\n", decommission_account.c_str(),
+                  result->queue_id.c_str(), result->queue_deleted ? "deleted" : "was already gone");
+    }
+    return kExitOk;
   }
   if (check_config) {
     std::printf("# %s: configuration OK; effective values, secrets redacted\n%s",

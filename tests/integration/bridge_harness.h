@@ -151,6 +151,10 @@ bool KafkaCtlAvailable();
 // it is not there yet.
 int HealthPortFromLog(const std::string& log);
 
+// A loopback TCP port that was free a moment ago (bound, then closed), for a listener whose
+// address must be known before it starts (the bridge's http.listen for `status`, nginx).
+int FreeLoopbackPort();
+
 }  // namespace zb::testing
 
 #endif  // ZB_TESTS_INTEGRATION_BRIDGE_HARNESS_H_
