@@ -163,6 +163,9 @@ struct Account::Metrics {
                                 ZulipErrorKind::kTransient, ZulipErrorKind::kBadRequest}) {
       Errors(ZulipErrorKindName(kind));
     }
+    // The spool counts per account (dead_letter_spool.cc); the series exists from the start.
+    r.GetCounter("zb_dead_letter_records_total",
+                 "Records Kafka would never take, written to the dead-letter spool", labels);
   }
 
   Counter& Registrations(const std::string& reason) {

@@ -15,12 +15,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "tests/integration/bridge_harness.h"
 #include "tests/test_support.h"
@@ -31,24 +33,6 @@ namespace {
 // The test users the broker script creates on its SASL_SSL listener.
 constexpr char kSaslUser[] = "zb-plain";
 constexpr char kSaslPassword[] = "zb-plain-test-password";
-
-// A port that was free a moment ago, for the bridge's HTTP listener (the bridge does not say
-// which port it bound when given port 0).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -105,7 +89,7 @@ class SecurityTest : public ::testing::Test {
       GTEST_SKIP() << "the test broker has no SASL_SSL listener; restart it in a fresh directory";
     }
     secure_brokers_ = Trim(Shell(std::string(ctl) + " secure-address " + dir));
-    http_port_ = FreePort();
+    http_port_ = FreeLoopbackPort();
     prefix_ = UniqueTopic("zbsec");
   }
 
@@ -288,6 +272,42 @@ TEST_F(SecurityTest, AWrongKafkaPasswordHoldsEveryEventUntilItIsFixed) {
       << "the queue was re-registered: events were at risk";
 }
 
+// The Grafana dashboard shipped in deploy/grafana queries only metrics a running bridge serves:
+// every zb_ name in every panel's expression has its # TYPE line in a live /metrics.
+TEST_F(SecurityTest, EveryMetricTheGrafanaDashboardQueriesIsServed) {
+  const std::string key = "dashKey0123456789abcdefghijklmno";
+  StartZulip({{"dash-bot@example.com", key}});
+  WriteConfig({{"dash", "dash-bot@example.com", key, key, "", ""}}, "info");
+  StartBridge(kSaslPassword);
+  ASSERT_FALSE(QueueOf("dash-bot@example.com").empty());
+  ASSERT_TRUE(
+      AllMessagesInKafka(PushMessages("dash-bot@example.com", 3, 11000), std::chrono::seconds(60)));
+  HttpAnswer metrics = HttpGet(Url("/metrics"));
+  ASSERT_EQ(metrics.status, 200);
+
+  std::string dashboard =
+      ReadWholeFile(std::string(ZB_SOURCE_DIR) + "/deploy/grafana/zulip-bridge.json");
+  rapidjson::Document doc;
+  doc.Parse(dashboard.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("panels")) << "deploy/grafana/zulip-bridge.json";
+  std::set<std::string> queried;
+  const std::regex metric_name("zb_[a-z_]+");
+  for (const rapidjson::Value& panel : doc["panels"].GetArray()) {
+    for (const rapidjson::Value& target : panel["targets"].GetArray()) {
+      std::string expr = target["expr"].GetString();
+      for (std::sregex_iterator it(expr.begin(), expr.end(), metric_name), end; it != end; ++it) {
+        queried.insert(it->str());
+      }
+    }
+  }
+  ASSERT_GE(queried.size(), 10u);
+  for (const std::string& name : queried) {
+    EXPECT_NE(metrics.body.find("# TYPE " + name + " "), std::string::npos)
+        << "the dashboard queries " << name << ", which /metrics does not serve";
+  }
+  StopBridge();
+}
+
 // nginx (Debian's) terminates TLS with a certificate from a CA made for the test, in front of
 // the fake Zulip, as a real deployment would.
 class ZulipTlsTest : public SecurityTest {
@@ -308,7 +328,7 @@ class ZulipTlsTest : public SecurityTest {
   }
 
   void StartNginx() {
-    nginx_port_ = FreePort();
+    nginx_port_ = FreeLoopbackPort();
     std::string prefix = dir_.Sub("nginx");
     std::filesystem::create_directories(prefix + "/logs");
     // Long-polls stay open up to 90 s; buffering off so the bridge sees bytes as they come.
