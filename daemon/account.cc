@@ -76,7 +76,14 @@ std::vector<std::pair<std::string, std::string>> RegisterFields(const AccountCon
   return fields;
 }
 
-ZulipClientOptions ClientOptions(const AccountConfig& config) {
+int64_t WallMillis(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+ZulipClientOptions ZulipClientOptionsFor(const AccountConfig& config) {
   ZulipClientOptions options;
   options.site = config.site;
   options.email = config.email;
@@ -87,13 +94,6 @@ ZulipClientOptions ClientOptions(const AccountConfig& config) {
   options.tls.verify = !config.tls.insecure_skip_verify;
   return options;
 }
-
-int64_t WallMillis(const Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 std::string_view AccountStateName(AccountState state) {
   switch (state) {
@@ -222,7 +222,7 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
     : config_(config),
       slot_(slot),
       env_(std::move(env)),
-      client_(env_.transport, ClientOptions(config)),
+      client_(env_.transport, ZulipClientOptionsFor(config)),
       router_(router_options),
       backoff_(backoff_policy, env_.clock, std::random_device{}()),
       metrics_(std::make_unique<Metrics>(env_.metrics, config.name)) {}

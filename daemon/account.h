@@ -71,6 +71,9 @@ class Account;
 // "code" since feature level 76.
 inline constexpr int64_t kMinZulipFeatureLevel = 155;
 
+// The ZulipClient options of an account: its site, credentials and TLS settings.
+ZulipClientOptions ZulipClientOptionsFor(const AccountConfig& config);
+
 enum class AccountState {
   kIdle,             // not started yet
   kRegistering,      // POST /register in flight

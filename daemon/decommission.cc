@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 
+#include "daemon/account.h"
 #include "daemon/checkpoint_store.h"
 #include "daemon/clock.h"
 #include "daemon/curl_transport.h"
@@ -29,15 +30,7 @@ ZulipOutcome DeleteQueue(const AccountConfig& account, const std::string& queue_
     outcome.status = transport.status();
     return outcome;
   }
-  ZulipClientOptions options;
-  options.site = account.site;
-  options.email = account.email;
-  options.api_key = account.api_key.Reveal();
-  options.tls.ca_bundle = account.tls.ca_bundle;
-  options.tls.client_cert = account.tls.client_cert;
-  options.tls.client_key = account.tls.client_cert_key;
-  options.tls.verify = !account.tls.insecure_skip_verify;
-  ZulipClient client(**transport, std::move(options));
+  ZulipClient client(**transport, ZulipClientOptionsFor(account));
   client.DeleteQueue(queue_id, [&](ZulipOutcome result) {
     outcome = std::move(result);
     (*loop)->Stop();

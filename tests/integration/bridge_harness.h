@@ -87,18 +87,12 @@ struct ReadRecord {
 };
 
 // Reads every record of `topics` from the beginning until `want(records so far)` says enough
-// or `timeout` passes. Topics that do not exist yet are waited for.
+// or `timeout` passes. Topics that do not exist yet are waited for. Takes every record
+// librdkafka has ready (up to 10,000) before it asks `want` again, so tens of thousands of
+// records read in seconds; `want` should be cheap in the number of records.
 std::vector<ReadRecord> ReadTopics(const std::string& brokers, const std::set<std::string>& topics,
                                    const std::function<bool(const std::vector<ReadRecord>&)>& want,
                                    std::chrono::milliseconds timeout);
-
-// As ReadTopics, but takes every record librdkafka has ready (up to 10,000) before it asks
-// `want` again, instead of one per WaitFor turn (about 200 a second): for tests that read tens of
-// thousands of records.
-std::vector<ReadRecord> ReadTopicsInBatches(
-    const std::string& brokers, const std::set<std::string>& topics,
-    const std::function<bool(const std::vector<ReadRecord>&)>& want,
-    std::chrono::milliseconds timeout);
 
 // Path of a built program (ZB_BRIDGE_BIN, ZB_FAKE_ZULIP_BIN).
 std::string BridgeBinary();

@@ -167,7 +167,7 @@ Comparison ReadAndCompare(const std::string& brokers, const std::set<std::string
     }
     return true;
   };
-  std::vector<ReadRecord> records = ReadTopicsInBatches(
+  std::vector<ReadRecord> records = ReadTopics(
       brokers, topics,
       [&](const std::vector<ReadRecord>& so_far) {
         for (; processed < so_far.size(); ++processed) note(so_far[processed]);

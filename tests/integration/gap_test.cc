@@ -172,7 +172,7 @@ class GapTest : public ::testing::Test {
       return true;
     };
     std::vector<ReadRecord> records =
-        ReadTopicsInBatches(brokers_, {prefix_ + ".message"}, fill, std::chrono::seconds(90));
+        ReadTopics(brokers_, {prefix_ + ".message"}, fill, std::chrono::seconds(90));
     fill(records);
     return seen;
   }
