@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <chrono>
+#include <thread>
 
 #include "daemon/log.h"
 #include "daemon/supervisor.h"
@@ -115,6 +116,12 @@ StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const HttpConfig& co
   }
   Impl* raw = impl.get();
   raw->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  // cpp-httplib's stop() does nothing until the accept loop runs, so a server stopped before
+  // its thread got there would never return and the destructor's join would hang. Wait for
+  // the loop (it starts at once; the bound is only against a thread never scheduled).
+  for (int i = 0; i < 5000 && !raw->server.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   LogInfo("HTTP listener up", {{"address", config.host}, {"port", port}});
   return std::unique_ptr<HealthServer>(new HealthServer(std::move(impl), port));
 }

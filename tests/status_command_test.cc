@@ -78,6 +78,8 @@ TEST(StatusCommandTest, AsksTheConfiguredListenerEvenWhileNotReady) {
   int port = server.bind_to_any_port("127.0.0.1");
   ASSERT_GT(port, 0);
   std::thread serving([&] { server.listen_after_bind(); });
+  // stop() only works once the accept loop runs.
+  ASSERT_TRUE(zb::testing::WaitFor([&] { return server.is_running(); }, std::chrono::seconds(10)));
   Config config;
   config.http.host = "127.0.0.1";
   config.http.port = static_cast<uint16_t>(port);
