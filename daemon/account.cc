@@ -17,6 +17,9 @@ namespace {
 constexpr uint64_t kSequenceMask = (uint64_t{1} << 48) - 1;
 // How long a record Kafka could not take waits before it is produced again.
 constexpr auto kReproduceDelay = std::chrono::seconds(1);
+// A paused transfer also tries again after this long: librdkafka may report the delivery that
+// made room before its queue count drops, and then no later delivery would wake the account.
+constexpr auto kRoomRetryDelay = std::chrono::milliseconds(100);
 // How long a record the dead-letter spool refused (full, I/O error) waits before the next try.
 constexpr auto kSpoolRetryDelay = std::chrono::seconds(10);
 // A missing topic is reported at most this often per account.
@@ -233,6 +236,7 @@ Account::~Account() {
   // shutdown; an account that goes away (a reload removed it) must not leave them to fire on
   // freed memory.
   env_.loop.CancelTimer(reproduce_timer_);
+  env_.loop.CancelTimer(room_timer_);
   env_.loop.CancelTimer(spool_timer_);
 }
 
@@ -456,6 +460,12 @@ bool Account::OnBodyChunk(std::string_view chunk) {
   if (!taken.ok()) event_error_ = taken.status();
   if (event_error_.ok()) {
     transfer_paused_ = !*taken;
+    if (transfer_paused_ && room_timer_ == 0) {
+      room_timer_ = env_.loop.AddTimer(kRoomRetryDelay, [this] {
+        room_timer_ = 0;
+        OnProducerRoom();
+      });
+    }
     return *taken;
   }
   // A malformed body, or an event that cannot go to Kafka: stop this transfer and retry the
@@ -1064,6 +1074,10 @@ void Account::NotePacing(const RateLimitInfo& info) {
   not_before_ = env_.clock.Now() + DurationFromSeconds(std::min(spacing, 60.0));
 }
 
+uint64_t Account::forwarded() const {
+  return metrics_->published.value() + metrics_->backfilled.value();
+}
+
 AccountSnapshot Account::Snapshot() const {
   AccountSnapshot snapshot;
   snapshot.name = config_.name;
@@ -1072,6 +1086,7 @@ AccountSnapshot Account::Snapshot() const {
   snapshot.durable_watermark = durable_watermark_;
   snapshot.last_received = watermark_.last_received();
   snapshot.in_flight = in_flight_.size();
+  snapshot.forwarded = forwarded();
   snapshot.parked_reason = parked_reason_;
   snapshot.last_error = last_error_;
   return snapshot;

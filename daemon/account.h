@@ -110,7 +110,8 @@ struct AccountSnapshot {
   std::string queue_id;
   int64_t durable_watermark = -1;  // the last_event_id Zulip may be told
   int64_t last_received = -1;
-  size_t in_flight = 0;  // records produced and not yet settled
+  size_t in_flight = 0;    // records produced and not yet settled
+  uint64_t forwarded = 0;  // records Kafka acknowledged since start (live and backfilled)
   std::string parked_reason;
   std::string last_error;
 };
@@ -150,6 +151,8 @@ class Account {
   uint16_t slot() const { return slot_; }
   AccountState state() const { return state_; }
   size_t in_flight() const { return in_flight_.size(); }
+  // Records Kafka acknowledged since start (live events and backfilled messages).
+  uint64_t forwarded() const;
   AccountSnapshot Snapshot() const;
 
   // Token layout: slot in the top 16 bits, a per-account sequence below.
@@ -280,7 +283,8 @@ class Account {
   std::optional<Clock::TimePoint> missing_topic_logged_at_;
 
   EventLoop::TimerId retry_timer_ = 0;
-  Clock::TimePoint not_before_{};  // X-RateLimit pacing: no request before this
+  EventLoop::TimerId room_timer_ = 0;  // a paused transfer's fallback retry
+  Clock::TimePoint not_before_{};      // X-RateLimit pacing: no request before this
 };
 
 }  // namespace zb
