@@ -317,11 +317,14 @@ std::vector<AccountSnapshot> Supervisor::AccountSnapshots() const {
 
 std::string Supervisor::StatusLine() const {
   size_t polling = 0, backing_off = 0, parked = 0, other = 0;
+  uint64_t forwarded = 0;
   for (const auto& account : accounts_) {
+    forwarded += account->forwarded();
     switch (account->state()) {
       case AccountState::kPolling:
       case AccountState::kDraining:
       case AccountState::kCommitting:
+      case AccountState::kBackfilling:
         ++polling;
         break;
       case AccountState::kBackingOff:
@@ -336,7 +339,8 @@ std::string Supervisor::StatusLine() const {
     }
   }
   return std::to_string(polling) + " polling, " + std::to_string(backing_off) + " backing off, " +
-         std::to_string(parked) + " parked, " + std::to_string(other) + " starting";
+         std::to_string(parked) + " parked, " + std::to_string(other) + " starting; " +
+         std::to_string(forwarded) + " events forwarded";
 }
 
 }  // namespace zb

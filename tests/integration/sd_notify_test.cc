@@ -203,6 +203,15 @@ TEST_F(SdNotifyTest, WatchdogIsNeverMissedWhileKafkaIsDown) {
       [](const std::vector<ReadRecord>& so_far) { return so_far.size() >= 2; },
       std::chrono::seconds(60));
   EXPECT_GE(records.size(), 2u);
+  // STATUS= counts what reached Kafka (every 5 s).
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        for (const auto& m : notify_->messages()) {
+          if (m.text.find("2 events forwarded") != std::string::npos) return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(20)));
 
   std::vector<FakeNotifySocket::Message> messages = notify_->messages();
   Clock::time_point previous{};
