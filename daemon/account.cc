@@ -86,6 +86,29 @@ int64_t WallMillis(const Clock& clock) {
 
 }  // namespace
 
+std::string RegisterFingerprint(const AccountConfig& config) {
+  // FNV-1a over the user and the register form exactly as sent: any difference Zulip would see
+  // changes it, and it is the same in every build.
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  auto mix = [&hash](std::string_view text) {
+    for (unsigned char c : text) {
+      hash ^= c;
+      hash *= 0x100000001b3ULL;
+    }
+    hash ^= 0xff;  // a separator no UTF-8 text contains
+    hash *= 0x100000001b3ULL;
+  };
+  mix(config.site);
+  mix(config.email);
+  for (const auto& [name, value] : RegisterFields(config)) {
+    mix(name);
+    mix(value);
+  }
+  char out[32];
+  std::snprintf(out, sizeof(out), "fnv1a64:%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+
 ZulipClientOptions ZulipClientOptionsFor(const AccountConfig& config) {
   ZulipClientOptions options;
   options.site = config.site;
@@ -223,6 +246,7 @@ struct Account::Metrics {
 Account::Account(const AccountConfig& config, const EventRouterOptions& router_options,
                  const BackoffPolicy& backoff_policy, uint16_t slot, AccountEnv env)
     : config_(config),
+      register_fingerprint_(RegisterFingerprint(config)),
       slot_(slot),
       env_(std::move(env)),
       client_(env_.transport, ZulipClientOptionsFor(config)),
@@ -252,6 +276,7 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   checkpoint.registered_at_unix_ms = registered_at_unix_ms_;
   checkpoint.backfill_active = backfill_active_;
   checkpoint.backfill_anchor_message_id = backfill_anchor_;
+  checkpoint.register_fingerprint = register_fingerprint_;
   return checkpoint;
 }
 
@@ -268,6 +293,20 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
     durable_watermark_ = staged_watermark_ = checkpoint->watermark;
     watermark_ = Watermark(checkpoint->watermark);
     metrics_->watermark.Set(static_cast<double>(durable_watermark_));
+    if (!checkpoint->register_fingerprint.empty() &&
+        checkpoint->register_fingerprint != register_fingerprint_) {
+      // The queue was registered for another configuration: it delivers what that one asked
+      // for. Events between its last acknowledged one and the new queue are not carried over
+      // (messages are: the backfill reads them), so this is a gap, said as one.
+      LogAccount(LogLevel::kWarn, name(),
+                 "register arguments changed; replacing the event queue (gap record, message "
+                 "backfill, then the old queue is deleted)",
+                 {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}});
+      replaced_queue_id_ = queue_id_;
+      lost_queue_ = FactsOfQueueLeft("configuration changed");
+      Register();
+      return;
+    }
     LogAccount(LogLevel::kInfo, name(), "resuming event queue",
                {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}});
     if (backfill_active_) {
@@ -299,10 +338,31 @@ void Account::Stop() {
     client_.Cancel(request_);
     request_ = 0;
   }
+  if (delete_request_ != 0) {
+    client_.Cancel(delete_request_);
+    delete_request_ = 0;
+  }
   if (backfill_) backfill_->Cancel();
   env_.loop.CancelTimer(retry_timer_);
   retry_timer_ = 0;
   if (state_ != AccountState::kParked) SetState(AccountState::kStopped);
+}
+
+void Account::DeleteQueueAtZulip(std::function<void(bool gone)> done) {
+  if (queue_id_.empty()) {
+    done(true);
+    return;
+  }
+  delete_request_ = client_.DeleteQueue(queue_id_, [this, done](ZulipOutcome outcome) {
+    delete_request_ = 0;
+    bool gone = outcome.ok() || outcome.kind == ZulipErrorKind::kQueueLost;
+    if (!gone) {
+      LogAccount(LogLevel::kWarn, name(),
+                 "could not delete the event queue; Zulip drops it after its lifespan",
+                 {{"queue_id", queue_id_}, {"error", outcome.status.message()}});
+    }
+    done(gone);
+  });
 }
 
 void Account::Register() {
@@ -348,7 +408,11 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
   // the register window arrive as events (FACTS §2.2).
   watermark_ = Watermark(-1);
   durable_watermark_ = -1;
-  metrics_->Registrations(replaces_queue ? "queue_lost" : "start").Inc();
+  metrics_
+      ->Registrations(!replaced_queue_id_.empty() ? "configuration_changed"
+                      : replaces_queue            ? "queue_lost"
+                                                  : "start")
+      .Inc();
   if (lost_queue_) {
     // The lost queue's messages are read back before the new queue is polled; the new queue id
     // and the backfill are made durable together, so a crash from here on resumes the backfill.
@@ -401,6 +465,7 @@ void Account::OnCommitted(const Status& status) {
       PublishGapRecord(*lost_queue_);
       lost_queue_.reset();
     }
+    if (queue_committed && !replaced_queue_id_.empty()) DeleteReplacedQueue();
     if (queue_committed || backfill_ != nullptr) {
       if (backfill_retry_) {
         // A page or a record failed: wait as that failure asks, then read on.
@@ -897,17 +962,38 @@ void Account::Park(const std::string& reason) {
              {{"reason", reason}});
 }
 
-void Account::LoseQueue(const std::string& reason) {
-  metrics_->queue_lost.Inc();
+Account::LostQueue Account::FactsOfQueueLeft(std::string reason) const {
   LostQueue lost;
   lost.queue_id = queue_id_;
   lost.last_event_id = durable_watermark_;
   lost.last_message_id = last_published_message_id_;
   lost.last_good_poll_unix_ms = last_good_poll_unix_ms_;
   lost.detected_at_unix_ms = WallMillis(env_.clock);
-  lost.reason = reason;
+  lost.reason = std::move(reason);
+  return lost;
+}
+
+void Account::DeleteReplacedQueue() {
+  std::string old_queue = std::move(replaced_queue_id_);
+  replaced_queue_id_.clear();
+  delete_request_ = client_.DeleteQueue(old_queue, [this, old_queue](ZulipOutcome outcome) {
+    delete_request_ = 0;
+    if (outcome.ok() || outcome.kind == ZulipErrorKind::kQueueLost) {
+      LogAccount(LogLevel::kInfo, name(), "replaced event queue deleted",
+                 {{"queue_id", old_queue}});
+      return;
+    }
+    // Nothing is lost by keeping it: Zulip drops it after its lifespan.
+    LogAccount(LogLevel::kWarn, name(),
+               "could not delete the replaced event queue; Zulip drops it after its lifespan",
+               {{"queue_id", old_queue}, {"error", outcome.status.message()}});
+  });
+}
+
+void Account::LoseQueue(const std::string& reason) {
+  metrics_->queue_lost.Inc();
   // A second loss before the first gap record went out keeps the first queue's facts.
-  if (!lost_queue_) lost_queue_ = std::move(lost);
+  if (!lost_queue_) lost_queue_ = FactsOfQueueLeft(reason);
   LogAccount(LogLevel::kError, name(),
              "event queue lost; events between the last acknowledged one and the new queue "
              "were not received",

@@ -74,6 +74,13 @@ inline constexpr int64_t kMinZulipFeatureLevel = 155;
 // The ZulipClient options of an account: its site, credentials and TLS settings.
 ZulipClientOptions ZulipClientOptionsFor(const AccountConfig& config);
 
+// A stable digest of what an account's queue is registered with (the user and every register
+// argument), kept in its checkpoint. When an account starts from a checkpoint with another
+// digest (the configuration changed, by reload or between runs), the old queue no longer
+// delivers what the configuration asks for: the account registers a new one, publishes a gap
+// record ("configuration changed"), backfills messages, and deletes the old queue.
+std::string RegisterFingerprint(const AccountConfig& config);
+
 enum class AccountState {
   kIdle,             // not started yet
   kRegistering,      // POST /register in flight
@@ -133,6 +140,11 @@ class Account {
   // still settle through OnDelivery(). Idempotent.
   void Stop();
 
+  // For an account being removed, after Stop() and once its records settled: deletes its Zulip
+  // queue (a queue kept for its lifespan keeps the bot counted as online) and calls `done` with
+  // whether it is gone (deleted, or already gone). Without a queue, `done(true)` at once.
+  void DeleteQueueAtZulip(std::function<void(bool gone)> done);
+
   // A delivery report for one of this account's tokens.
   void OnDelivery(const DeliveryReport& report);
 
@@ -148,6 +160,7 @@ class Account {
   bool StageFinalCheckpoint();
 
   const std::string& name() const { return config_.name; }
+  const AccountConfig& config() const { return config_; }
   uint16_t slot() const { return slot_; }
   AccountState state() const { return state_; }
   size_t in_flight() const { return in_flight_.size(); }
@@ -209,6 +222,11 @@ class Account {
   void RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry);
   void Park(const std::string& reason);
   void LoseQueue(const std::string& reason);
+  // What the gap record says about the queue being left, as of now.
+  LostQueue FactsOfQueueLeft(std::string reason) const;
+  // The old queue of a configuration change, once the new one is durable: deleted, so Zulip
+  // does not keep it (and the bot counted as online) for its whole lifespan.
+  void DeleteReplacedQueue();
   // Gaps (DESIGN.md "Gaps"): the gap record, then the backfill one batch at a time, each batch
   // acknowledged by Kafka and its anchor made durable before the next.
   void PublishGapRecord(const LostQueue& lost);
@@ -222,6 +240,7 @@ class Account {
   Checkpoint CurrentCheckpoint(int64_t watermark) const;
 
   const AccountConfig config_;
+  const std::string register_fingerprint_;
   const uint16_t slot_;
   AccountEnv env_;
   ZulipClient client_;
@@ -244,6 +263,9 @@ class Account {
   // restart): the queue's copies are settled without publishing them again.
   int64_t skip_messages_through_ = -1;
   std::optional<LostQueue> lost_queue_;  // set from a loss until its gap record is produced
+  // The queue a configuration change replaces, until the new queue is durable and it is deleted.
+  std::string replaced_queue_id_;
+  ZulipClient::Handle delete_request_ = 0;
 
   // The backfill after a gap (or a first start with backfill_from), checkpointed.
   bool backfill_active_ = false;

@@ -101,6 +101,11 @@ std::string CheckpointStore::Serialize(const Checkpoint& c) {
   w.EndObject();
   w.Key("registered_at_unix_ms");
   w.Int64(c.registered_at_unix_ms);
+  if (!c.register_fingerprint.empty()) {
+    w.Key("register_fingerprint");
+    w.String(c.register_fingerprint.data(),
+             static_cast<rapidjson::SizeType>(c.register_fingerprint.size()));
+  }
   w.EndObject();
   std::string out(buffer.GetString(), buffer.GetSize());
   out += '\n';
@@ -154,6 +159,14 @@ StatusOr<Checkpoint> CheckpointStore::Parse(std::string_view json, std::string_v
   int64(doc, "watermark", c.watermark);
   int64(doc, "last_published_message_id", c.last_published_message_id);
   int64(doc, "registered_at_unix_ms", c.registered_at_unix_ms);
+  // Optional: checkpoints written before it existed have none.
+  if (auto fingerprint = doc.FindMember("register_fingerprint"); fingerprint != doc.MemberEnd()) {
+    if (!fingerprint->value.IsString()) {
+      return Status::Corruption(where + ": \"register_fingerprint\" is not a string");
+    }
+    c.register_fingerprint.assign(fingerprint->value.GetString(),
+                                  fingerprint->value.GetStringLength());
+  }
   auto backfill = doc.FindMember("backfill");
   if (backfill == doc.MemberEnd() || !backfill->value.IsObject()) {
     if (missing.ok()) missing = Status::Corruption(where + ": no object \"backfill\"");

@@ -57,6 +57,10 @@ struct Checkpoint {
   int64_t backfill_anchor_message_id = -1;
   // When the queue was registered (Unix time, milliseconds); 0 if unknown.
   int64_t registered_at_unix_ms = 0;
+  // What the queue was registered with (RegisterFingerprint of the account's configuration);
+  // empty if unknown (written by an older version). A different one on start means the
+  // register arguments changed since: the queue is replaced (a gap record, then a backfill).
+  std::string register_fingerprint;
 
   friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
 };

@@ -67,6 +67,8 @@ struct KafkaConfig {
   // The topic an event of `type` from `account` goes to: the per-type override or the template.
   std::string TopicFor(std::string_view type, std::string_view account) const;
   KeyChoice KeyFor(std::string_view type) const;
+
+  friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };
 
 struct HttpConfig {
@@ -74,26 +76,36 @@ struct HttpConfig {
   std::string listen = "127.0.0.1:9187";
   std::string host = "127.0.0.1";  // without brackets
   uint16_t port = 9187;            // 0: any free port
+
+  friend bool operator==(const HttpConfig&, const HttpConfig&) = default;
 };
 
 struct LogConfig {
   LogLevel level = LogLevel::kInfo;
   LogFormat format = LogFormat::kLogfmt;
+
+  friend bool operator==(const LogConfig&, const LogConfig&) = default;
 };
 
 struct MetricsConfig {
   // Series per account x event type (off: per account and per type separately).
   bool per_account_type = false;
+
+  friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
 
 struct RetryConfig {
   int64_t initial_backoff_ms = 1000;
   int64_t max_backoff_ms = 120000;
+
+  friend bool operator==(const RetryConfig&, const RetryConfig&) = default;
 };
 
 struct DeadLetterConfig {
   // Size cap of the dead-letter spool in the state directory.
   int64_t max_bytes = int64_t{1} << 30;
+
+  friend bool operator==(const DeadLetterConfig&, const DeadLetterConfig&) = default;
 };
 
 // TLS towards one Zulip server. Paths are absolute (LoadConfig resolved them).
@@ -102,6 +114,8 @@ struct TlsConfig {
   std::string client_cert;      // empty: no client certificate
   std::string client_cert_key;  // empty: the key is in client_cert
   bool insecure_skip_verify = false;
+
+  friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
 };
 
 // Where an account starts backfilling message history the first time it runs.
@@ -111,6 +125,8 @@ struct BackfillFrom {
   int64_t message_id = 0;    // kMessageId
   int64_t unix_seconds = 0;  // kTime (UTC)
   std::string text;          // as written, for rendering ("none" when kNone)
+
+  friend bool operator==(const BackfillFrom&, const BackfillFrom&) = default;
 };
 
 enum class CredentialSource { kZuliprc, kApiKeyFile, kApiKey, kSystemdCredential };
@@ -143,6 +159,8 @@ struct AccountConfig {
 
   // "<site>/api/v1/": prefix of every endpoint URL.
   std::string ApiBaseUrl() const { return site + "/api/v1/"; }
+
+  friend bool operator==(const AccountConfig&, const AccountConfig&) = default;
 };
 
 struct Config {

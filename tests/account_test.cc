@@ -59,6 +59,7 @@ using MockCluster = ::zb::testing::MockKafkaCluster;
 struct CallRecord {
   HttpTransport::Handle handle = 0;
   std::string endpoint;  // "register", "events"
+  HttpMethod method = HttpMethod::kGet;
   std::map<std::string, std::string> params;
   std::optional<Checkpoint> durable;  // the store's committed checkpoint for the account
   int64_t at_ns = 0;                  // fake clock time of the start
@@ -81,6 +82,7 @@ class RecordingTransport final : public HttpTransport {
     CallRecord record;
     std::string url = request.url;
     record.endpoint = url.substr(url.rfind('/') + 1);
+    record.method = request.method;
     for (const auto& [k, v] : request.query) record.params[k] = v;
     for (const auto& [k, v] : request.form) record.params[k] = v;
     StatusOr<Checkpoint> durable = store_.Load(kAccount);
@@ -820,6 +822,61 @@ TEST_F(AccountTest, ResumesTheCheckpointedQueueWithoutRegistering) {
   Deliver();
   EXPECT_EQ(LastCall().Param("last_event_id"), "42");
   ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, CheckpointWithTheSameRegisterArgumentsResumesItsQueue) {
+  Checkpoint saved;
+  saved.site = kSite;
+  saved.queue_id = "q-old";
+  saved.watermark = 41;
+  saved.register_fingerprint = RegisterFingerprint(config_);
+  MakeAccount();
+  Start(saved);
+  ASSERT_EQ(CallCount(), 1u);
+  EXPECT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("queue_id"), "q-old");
+}
+
+TEST_F(AccountTest, ChangedRegisterArgumentsReplaceTheQueueWithAGapAndDeleteTheOldOne) {
+  Checkpoint saved;
+  saved.site = kSite;
+  saved.queue_id = "q-old";
+  saved.watermark = 41;
+  saved.last_published_message_id = 100;
+  saved.register_fingerprint = RegisterFingerprint(config_);
+  config_.apply_markdown = !config_.apply_markdown;
+  ASSERT_NE(RegisterFingerprint(config_), saved.register_fingerprint);
+  MakeAccount();
+  Start(saved);
+  ASSERT_EQ(LastCall().endpoint, "register") << "the old queue was resumed for a new config";
+  Answer(FakeResponse::Json(200, RegisterOk("q-new")));
+
+  // The new queue is durable, with the new fingerprint, before the old one is deleted and
+  // before the messages since the last one published are read back.
+  std::vector<CallRecord> calls = Calls();
+  auto deleted = std::find_if(calls.begin(), calls.end(),
+                              [](const CallRecord& c) { return c.method == HttpMethod::kDelete; });
+  ASSERT_NE(deleted, calls.end()) << "the old queue was not deleted";
+  EXPECT_EQ(deleted->Param("queue_id"), "q-old");
+  ASSERT_TRUE(deleted->durable.has_value());
+  EXPECT_EQ(deleted->durable->queue_id, "q-new");
+  EXPECT_EQ(deleted->durable->register_fingerprint, RegisterFingerprint(config_));
+  CallRecord page = LastCall();
+  ASSERT_EQ(page.endpoint, "messages");
+  EXPECT_EQ(page.Param("anchor"), "100");
+  Answer(FakeResponse::Json(200, MessagesPage({101}, true)));
+  ASSERT_TRUE(WaitForReports(2));  // the gap record and message 101
+  Deliver();
+  CallRecord get = LastCall();
+  ASSERT_EQ(get.endpoint, "events");
+  EXPECT_EQ(get.Param("queue_id"), "q-new");
+  EXPECT_EQ(get.Param("last_event_id"), "-1");
+  EXPECT_EQ(metrics_
+                .GetCounter("zb_registrations_total", "Event queues registered, by reason",
+                            {{"account", kAccount}, {"reason", "configuration_changed"}})
+                .value(),
+            1u);
+  EXPECT_EQ(metrics_.GetCounter("zb_gaps_total", "", {{"account", kAccount}}).value(), 1u);
 }
 
 TEST_F(AccountTest, CheckpointOfAnotherSiteRegistersAnew) {

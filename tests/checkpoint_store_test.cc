@@ -260,6 +260,25 @@ TEST(CheckpointStoreTest, NewerFormatVersionIsCorruptionNamingTheFile) {
   EXPECT_THAT(store.status().message(), HasSubstr("version 2"));
 }
 
+TEST(CheckpointStoreTest, RegisterFingerprintRoundTripsAndIsOptional) {
+  Checkpoint with = Make(5);
+  with.register_fingerprint = "fnv1a64:0123456789abcdef";
+  StatusOr<Checkpoint> parsed = CheckpointStore::Parse(CheckpointStore::Serialize(with), "t");
+  ASSERT_THAT(parsed.status(), IsOk());
+  EXPECT_EQ(parsed->register_fingerprint, "fnv1a64:0123456789abcdef");
+
+  // A checkpoint written before the field existed has none: it reads as unknown, not an error.
+  std::string old_text = CheckpointStore::Serialize(Make(5));
+  ASSERT_EQ(old_text.find("register_fingerprint"), std::string::npos);
+  StatusOr<Checkpoint> old = CheckpointStore::Parse(old_text, "t");
+  ASSERT_THAT(old.status(), IsOk());
+  EXPECT_EQ(old->register_fingerprint, "");
+
+  std::string bad = CheckpointStore::Serialize(Make(5));
+  bad.insert(bad.rfind('}'), ",\"register_fingerprint\":7");
+  EXPECT_TRUE(CheckpointStore::Parse(bad, "t").status().IsCorruption());
+}
+
 TEST(CheckpointStoreTest, UnparsableCheckpointIsCorruptionNamingTheFile) {
   TempDir tmp;
   PosixFs fs;

@@ -353,5 +353,45 @@ TEST_F(GapTest, BackfillFromAMessageIdReadsHistoryOnTheFirstStart) {
   }
 }
 
+// Register arguments changed (here apply_markdown) make the old queue wrong for the new
+// configuration, whether the change comes by reload or between runs: a new queue, a gap record
+// saying why, every message still in Kafka once, and the old queue deleted at Zulip.
+enum class ChangeApplied { kByReload, kByRestart };
+
+class ConfigChangeTest : public GapTest, public ::testing::WithParamInterface<ChangeApplied> {};
+
+TEST_P(ConfigChangeTest, ChangedRegisterArgumentsReplaceTheQueueWithAGapRecordLosingNoMessage) {
+  SetUpWorld();
+  StartBridge();
+  std::string first_queue = WaitForQueue();
+  SendRound(3);
+  ReadMessages(visible_);
+  WriteFile(config_path(), ReadFileOrEmpty(config_path()) + "    apply_markdown: true\n");
+  if (GetParam() == ChangeApplied::kByReload) {
+    SendRound(2);  // in the old queue, polled or not when the reload stops it
+    bridge_->Signal(SIGHUP);
+  } else {
+    StopBridge();
+    SendRound(2);  // in the old queue only, which the new configuration must not poll
+    StartBridge();
+  }
+  // One queue, not the first: the new one is registered and the old one deleted.
+  std::string second_queue = WaitForQueue(first_queue);
+  SendRound(2);
+  ExpectEveryVisibleMessageOnceAcrossPaths(ReadMessages(visible_));
+  std::vector<rapidjson::Document> gaps = GapRecords(1);
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_STREQ(gaps[0]["reason"].GetString(), "configuration changed");
+  EXPECT_EQ(gaps[0]["lost_queue_id"].GetString(), first_queue);
+  EXPECT_EQ(gaps[0]["new_queue_id"].GetString(), second_queue);
+  EXPECT_EQ(zulip_->QueuesOf(kBot), std::vector<std::string>{second_queue});
+}
+
+INSTANTIATE_TEST_SUITE_P(Ways, ConfigChangeTest,
+                         ::testing::Values(ChangeApplied::kByReload, ChangeApplied::kByRestart),
+                         [](const ::testing::TestParamInfo<ChangeApplied>& info) {
+                           return info.param == ChangeApplied::kByReload ? "ByReload" : "ByRestart";
+                         });
+
 }  // namespace
 }  // namespace zb::testing
