@@ -1,5 +1,7 @@
 #include "daemon/health_server.h"
 
+#include <unistd.h>
+
 #include <httplib.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -25,6 +27,19 @@ std::string ReadyBody(const Supervisor& supervisor) {
   w.StartObject();
   w.Key("ready");
   w.Bool(supervisor.ready());
+  // For `zulip-bridge reload`: whom to signal, and how the last reload went.
+  w.Key("pid");
+  w.Int64(getpid());
+  ReloadOutcome reload = supervisor.LastReload();
+  w.Key("reload");
+  w.StartObject();
+  w.Key("generation");
+  w.Uint64(reload.generation);
+  w.Key("applied");
+  w.Bool(reload.applied);
+  w.Key("message");
+  w.String(reload.message);
+  w.EndObject();
   w.Key("accounts");
   w.StartArray();
   std::vector<std::string> parked;

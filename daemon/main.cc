@@ -16,6 +16,7 @@
 #include "daemon/decommission.h"
 #include "daemon/fs.h"
 #include "daemon/log.h"
+#include "daemon/reload_command.h"
 #include "daemon/replay_dead_letters.h"
 #include "daemon/status_command.h"
 #include "daemon/supervisor.h"
@@ -48,8 +49,9 @@ void PrintError(const zb::Status& status) {
   }
 }
 
-// Runs the daemon until SIGTERM or SIGINT. The signals are blocked in every thread and taken
-// by one sigwait thread, which asks the supervisor to stop: no work in a signal handler.
+// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration. The signals are
+// blocked in every thread and taken by one sigwait thread, which asks the supervisor: no work
+// in a signal handler.
 int RunDaemon(zb::Config config) {
   zb::LogOptions log;
   log.level = config.log.level;
@@ -72,7 +74,7 @@ int RunDaemon(zb::Config config) {
       if (sigwait(&signals, &signo) != 0) continue;
       if (done) return;
       if (signo == SIGHUP) {
-        zb::LogWarn("SIGHUP: reload is not supported yet; restart to apply a new configuration");
+        supervisor.RequestReload();
         continue;
       }
       zb::LogInfo("stop requested", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
@@ -115,6 +117,11 @@ int main(int argc, char** argv) {
       "Print a table of the running daemon's accounts (state, queue, watermark, lag, last "
       "event, parked reason), asked from its HTTP listener (0: answered, 1: no answer)");
   status->fallthrough();
+  CLI::App* reload = app.add_subcommand(
+      "reload",
+      "Ask the running daemon to reload its configuration (SIGHUP) and wait for the outcome "
+      "(0: applied, 1: not applied or no answer, 78: the configuration is invalid)");
+  reload->fallthrough();
   std::string decommission_account;
   CLI::App* decommission = app.add_subcommand(
       "decommission",
@@ -137,6 +144,10 @@ int main(int argc, char** argv) {
   zb::StatusOr<zb::Config> config = zb::LoadConfig(config_path);
   if (!config.ok()) {
     PrintError(config.status());
+    if (reload->parsed()) {
+      std::fputs("zulip-bridge: not reloaded: the running daemon keeps its configuration\n",
+                 stderr);
+    }
     return kExitConfig;
   }
   if (replay->parsed()) {
@@ -145,6 +156,15 @@ int main(int argc, char** argv) {
     log.format = config->log.format;
     zb::ConfigureLog(log);
     return zb::RunReplayDeadLetters(*config, stdout);
+  }
+  if (reload->parsed()) {
+    zb::StatusOr<std::string> outcome = zb::RequestReload(*config);
+    if (!outcome.ok()) {
+      PrintError(outcome.status());
+      return kExitFailure;
+    }
+    std::printf("%s\n", outcome->c_str());
+    return kExitOk;
   }
   if (status->parsed()) {
     zb::StatusOr<std::string> table = zb::QueryStatus(*config);

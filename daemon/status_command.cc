@@ -114,7 +114,7 @@ StatusOr<std::string> ReadyzUrl(const HttpConfig& http) {
   return "http://" + host + ":" + std::to_string(http.port) + "/readyz";
 }
 
-StatusOr<std::string> QueryStatus(const Config& config) {
+StatusOr<std::string> FetchReadyz(const Config& config) {
   StatusOr<std::string> url = ReadyzUrl(config.http);
   ZB_RETURN_IF_ERROR(url.status());
   // "http://HOST:PORT/readyz" -> scheme+authority for the client, path for the request.
@@ -131,9 +131,16 @@ StatusOr<std::string> QueryStatus(const Config& config) {
   if (result->status != 200 && result->status != 503) {
     return Status::Unavailable(*url + " answered HTTP " + std::to_string(result->status));
   }
-  StatusOr<std::string> table = FormatStatusTable(result->body);
+  return std::move(result->body);
+}
+
+StatusOr<std::string> QueryStatus(const Config& config) {
+  StatusOr<std::string> body = FetchReadyz(config);
+  ZB_RETURN_IF_ERROR(body.status());
+  StatusOr<std::string> table = FormatStatusTable(*body);
   if (!table.ok()) {
-    return Status::Unavailable(*url + " is not a zulip-bridge: " + table.status().message());
+    return Status::Unavailable(*ReadyzUrl(config.http) +
+                               " is not a zulip-bridge: " + table.status().message());
   }
   return table;
 }

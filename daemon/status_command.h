@@ -24,6 +24,10 @@ StatusOr<std::string> FormatStatusTable(std::string_view readyz_json);
 // on loopback. InvalidArgument when the listener has no fixed port (port 0).
 StatusOr<std::string> ReadyzUrl(const HttpConfig& http);
 
+// The /readyz body of the daemon configured by `config` (answered 200 or 503). Unavailable
+// naming the address when nothing answers there.
+StatusOr<std::string> FetchReadyz(const Config& config);
+
 // Asks the daemon configured by `config` and returns the table. Unavailable naming the address
 // when nothing answers there (the daemon is not running, or listens elsewhere).
 StatusOr<std::string> QueryStatus(const Config& config);

@@ -17,6 +17,8 @@ namespace {
 constexpr auto kRegistrationSpacing = std::chrono::milliseconds(10);
 constexpr auto kSnapshotInterval = std::chrono::seconds(1);
 constexpr auto kStatusInterval = std::chrono::seconds(5);
+// Account tokens carry the slot in 16 bits.
+constexpr size_t kMaxSlot = 0xffff;
 
 KeyMode ToKeyMode(KeyChoice choice) {
   return choice == KeyChoice::kConversation ? KeyMode::kConversation : KeyMode::kAccount;
@@ -112,11 +114,8 @@ Status Supervisor::StartUp() {
 }
 
 void Supervisor::StartAccounts() {
-  std::map<std::string, Checkpoint> by_account;
-  for (Checkpoint& checkpoint : checkpoints_->LoadAll()) {
-    by_account.emplace(checkpoint.account, checkpoint);
-  }
-  for (const auto& [name, checkpoint] : by_account) {
+  for (const Checkpoint& checkpoint : checkpoints_->LoadAll()) {
+    const std::string& name = checkpoint.account;
     bool configured = std::any_of(config_.accounts.begin(), config_.accounts.end(),
                                   [&](const AccountConfig& a) { return a.name == name; });
     if (configured) continue;
@@ -128,26 +127,45 @@ void Supervisor::StartAccounts() {
     if (!removed.ok()) LogError("could not remove checkpoint", {{"error", removed.message()}});
   }
 
+  for (size_t i = 0; i < config_.accounts.size(); ++i) {
+    AddAccount(config_.accounts[i], kRegistrationSpacing * static_cast<int>(i));
+  }
+}
+
+BackoffPolicy Supervisor::AccountBackoff() const {
   BackoffPolicy backoff;
   backoff.base = std::chrono::milliseconds(config_.retry.initial_backoff_ms);
   backoff.cap = std::chrono::milliseconds(config_.retry.max_backoff_ms);
-  for (size_t i = 0; i < config_.accounts.size(); ++i) {
-    const AccountConfig& account_config = config_.accounts[i];
-    AccountEnv env{
-        *loop_,         *transport_, *publisher_, *checkpoints_,
-        *dead_letters_, metrics_,    clock_,      [this](Account& a) { RequestCommit(&a); }};
-    auto account =
-        std::make_unique<Account>(account_config, RouterOptions(config_.kafka, account_config),
-                                  backoff, static_cast<uint16_t>(i), env);
-    Account* raw = account.get();
-    accounts_.push_back(std::move(account));
-    std::optional<Checkpoint> checkpoint;
-    if (auto it = by_account.find(account_config.name); it != by_account.end()) {
-      checkpoint = it->second;
-    }
-    loop_->AddTimer(kRegistrationSpacing * static_cast<int>(i),
-                    [raw, checkpoint] { raw->Start(checkpoint); });
+  return backoff;
+}
+
+void Supervisor::AddAccount(const AccountConfig& account_config, Clock::Duration delay) {
+  uint16_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else if (accounts_.size() <= kMaxSlot) {
+    slot = static_cast<uint16_t>(accounts_.size());
+    accounts_.emplace_back();
+  } else {
+    LogError("too many accounts for one daemon; not starting this one",
+             {{"account", account_config.name}, {"limit", kMaxSlot + 1}});
+    return;
   }
+  AccountEnv env{
+      *loop_,         *transport_, *publisher_, *checkpoints_,
+      *dead_letters_, metrics_,    clock_,      [this](Account& a) { RequestCommit(&a); }};
+  accounts_[slot] = std::make_unique<Account>(
+      account_config, RouterOptions(config_.kafka, account_config), AccountBackoff(), slot, env);
+  Account* raw = accounts_[slot].get();
+  std::optional<Checkpoint> checkpoint;
+  if (StatusOr<Checkpoint> loaded = checkpoints_->Load(account_config.name); loaded.ok()) {
+    checkpoint = std::move(*loaded);
+  }
+  start_timers_[slot] = loop_->AddTimer(delay, [this, slot, raw, checkpoint] {
+    start_timers_.erase(slot);
+    raw->Start(checkpoint);
+  });
 }
 
 Status Supervisor::Run() {
@@ -171,6 +189,7 @@ Status Supervisor::Run() {
                                    {"state_dir", config_.state_dir},
                                    {"http", config_.http.listen}});
   if (stop_requested_) loop_->Post([this] { BeginShutdown(); });
+  if (reload_requested_) loop_->Post([this] { Reload(); });
 
   Status ran = loop_->Run();
   if (!ran.ok()) return ran;
@@ -182,12 +201,237 @@ void Supervisor::RequestStop() {
   if (EventLoop* loop = loop_for_stop_.load()) loop->Post([this] { BeginShutdown(); });
 }
 
+void Supervisor::RequestReload() {
+  reload_requested_ = true;
+  if (EventLoop* loop = loop_for_stop_.load()) loop->Post([this] { Reload(); });
+}
+
+ReloadOutcome Supervisor::LastReload() const {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  return last_reload_;
+}
+
+void Supervisor::Reload() {
+  // Two requests can be posted for one SIGHUP (see Run): the first does the work.
+  if (!reload_requested_.exchange(false) || stopping_) return;
+  notifier_.Reloading();
+  LogInfo("reloading the configuration", {{"config", config_.path}});
+  ReloadOutcome outcome;
+  StatusOr<Config> loaded = LoadConfig(config_.path);
+  if (!loaded.ok()) {
+    outcome.message = "the new configuration is invalid; the running one stays:\n" +
+                      std::string(loaded.status().message());
+  } else {
+    outcome = ApplyConfig(std::move(*loaded));
+  }
+  {
+    std::lock_guard<std::mutex> lock(reload_mu_);
+    outcome.generation = last_reload_.generation + 1;
+    last_reload_ = outcome;
+  }
+  if (outcome.applied) {
+    LogInfo("configuration reloaded", {{"outcome", outcome.message}});
+  } else {
+    LogError("configuration not reloaded", {{"why", outcome.message}});
+  }
+  RefreshSnapshots();
+  notifier_.Ready();
+  notifier_.Status(StatusLine());
+}
+
+ReloadOutcome Supervisor::ApplyConfig(Config next) {
+  std::vector<std::string> need_restart;
+  if (next.state_dir != config_.state_dir) need_restart.push_back("state_dir");
+  if (next.http != config_.http) need_restart.push_back("http");
+  if (next.kafka.brokers != config_.kafka.brokers) need_restart.push_back("kafka.brokers");
+  if (next.kafka.properties != config_.kafka.properties) {
+    need_restart.push_back("kafka.properties");
+  }
+  if (next.dead_letter != config_.dead_letter) need_restart.push_back("dead_letter");
+  if (next.metrics != config_.metrics) need_restart.push_back("metrics");
+  if (!need_restart.empty()) {
+    std::string keys;
+    for (const std::string& key : need_restart) keys += (keys.empty() ? "" : ", ") + key;
+    return {0, false,
+            "changed: " + keys +
+                "; these apply only at a restart, so nothing was applied (restart zulip-bridge, "
+                "or undo them and reload)"};
+  }
+
+  const KafkaConfig& was = config_.kafka;
+  const bool restart_all =
+      next.kafka.topic_template != was.topic_template || next.kafka.topics != was.topics ||
+      next.kafka.control_topic != was.control_topic || next.kafka.default_key != was.default_key ||
+      next.kafka.keys != was.keys || next.retry != config_.retry;
+  if (next.log != config_.log) {
+    LogOptions log;
+    log.level = next.log.level;
+    log.format = next.log.format;
+    ConfigureLog(log);
+  }
+  config_.kafka = next.kafka;
+  config_.retry = next.retry;
+  config_.log = next.log;
+
+  size_t added = 0, removed = 0, restarted = 0, unchanged = 0;
+  std::set<std::string> running;
+  for (size_t slot = 0; slot < accounts_.size(); ++slot) {
+    if (!accounts_[slot] || retiring_.count(static_cast<uint16_t>(slot))) continue;
+    Account& account = *accounts_[slot];
+    running.insert(account.name());
+    auto wanted = std::find_if(next.accounts.begin(), next.accounts.end(),
+                               [&](const AccountConfig& a) { return a.name == account.name(); });
+    if (wanted == next.accounts.end()) {
+      ++removed;
+      Retire(static_cast<uint16_t>(slot), /*remove=*/true, std::nullopt);
+    } else if (restart_all || !(*wanted == account.config()) ||
+               account.state() == AccountState::kParked) {
+      // A parked account is retried even when its configuration is the same: what parked it
+      // (a deactivated user, a key file) may have been fixed outside this file.
+      ++restarted;
+      Retire(static_cast<uint16_t>(slot), /*remove=*/false, *wanted);
+    } else {
+      ++unchanged;
+    }
+  }
+  size_t position = 0;
+  for (const AccountConfig& account : next.accounts) {
+    if (running.count(account.name)) continue;
+    ++added;
+    auto settling = std::find_if(retiring_.begin(), retiring_.end(), [&](const auto& entry) {
+      return accounts_[entry.first]->name() == account.name;
+    });
+    if (settling != retiring_.end()) {
+      // Removed by an earlier reload and still settling: started once that is done.
+      settling->second.next = account;
+      continue;
+    }
+    AddAccount(account, kRegistrationSpacing * static_cast<int>(position++));
+  }
+  config_.accounts = std::move(next.accounts);
+  return {0, true,
+          std::to_string(added) + " added, " + std::to_string(removed) + " removed, " +
+              std::to_string(restarted) + " restarted, " + std::to_string(unchanged) +
+              " unchanged"};
+}
+
+void Supervisor::Retire(uint16_t slot, bool remove, std::optional<AccountConfig> next) {
+  Account& account = *accounts_[slot];
+  CancelStart(slot);
+  account.Stop();
+  Retirement& retirement = retiring_[slot];
+  retirement.remove = remove;
+  retirement.next = std::move(next);
+  if (!remove) {
+    // A restart waits a bounded time: records still unacknowledged after it are above the
+    // durable watermark, so the restarted account fetches them again from its queue. A removal
+    // has no later chance, so it waits for Kafka however long it takes.
+    retirement.deadline =
+        loop_->AddTimer(std::chrono::seconds(config_.kafka.flush_timeout_secs), [this, slot] {
+          if (auto it = retiring_.find(slot); it != retiring_.end()) it->second.deadline = 0;
+          FinishRetirement(slot);
+        });
+  }
+  LogAccount(LogLevel::kInfo, account.name(),
+             remove ? "removed by reload; stopping once Kafka acknowledged its events"
+                    : "restarting for the new configuration",
+             {{"in_flight", account.in_flight()}});
+  loop_->Post([this, slot] { MaybeFinishRetirement(slot); });
+}
+
+void Supervisor::MaybeFinishRetirement(uint16_t slot) {
+  if (stopping_ || !retiring_.count(slot) || accounts_[slot]->in_flight() > 0) return;
+  FinishRetirement(slot);
+}
+
+void Supervisor::FinishRetirement(uint16_t slot) {
+  auto it = retiring_.find(slot);
+  if (stopping_ || it == retiring_.end() || it->second.finishing) return;
+  Retirement& retirement = it->second;
+  retirement.finishing = true;
+  loop_->CancelTimer(retirement.deadline);
+  retirement.deadline = 0;
+  Account& account = *accounts_[slot];
+  if (account.in_flight() > 0) {
+    LogAccount(LogLevel::kWarn, account.name(),
+               "restarting with events Kafka has not acknowledged; they will be fetched again",
+               {{"unacknowledged", account.in_flight()}});
+  }
+  account.StageFinalCheckpoint();
+  Status committed = checkpoints_->Commit();
+  if (!committed.ok()) {
+    LogError("checkpoint commit failed",
+             {{"account", account.name()}, {"error", committed.message()}});
+  }
+  if (retirement.remove && committed.ok()) {
+    account.DeleteQueueAtZulip([this, slot](bool gone) {
+      // Not from inside the account's own callback: the account is destroyed there.
+      loop_->Post([this, slot, gone] { FinishRemoval(slot, gone); });
+    });
+    return;
+  }
+  std::optional<AccountConfig> next = std::move(retirement.next);
+  std::string name = account.name();
+  if (retirement.remove) {
+    // The watermark could not be made durable: keep the queue and the checkpoint (Zulip keeps
+    // the events) rather than delete what was not safely forwarded.
+    LogAccount(LogLevel::kError, name,
+               "removed account stopped with its queue and checkpoint kept (checkpoint not "
+               "durable); run zulip-bridge decommission once the state directory is writable");
+  }
+  retiring_.erase(it);
+  DropAccount(slot);
+  if (next) AddAccount(*next, Clock::Duration::zero());
+}
+
+void Supervisor::FinishRemoval(uint16_t slot, bool queue_gone) {
+  auto it = retiring_.find(slot);
+  if (stopping_ || it == retiring_.end()) return;
+  std::optional<AccountConfig> next = std::move(it->second.next);
+  retiring_.erase(it);
+  std::string name = accounts_[slot]->name();
+  DropAccount(slot);
+  Status removed = checkpoints_->Remove(name);
+  if (!removed.ok()) {
+    LogError("could not remove checkpoint", {{"account", name}, {"error", removed.message()}});
+  }
+  metrics_.RemoveSeriesWithLabel("account", name);
+  LogInfo("account removed", {{"account", name}, {"queue_deleted", queue_gone}});
+  if (next) AddAccount(*next, Clock::Duration::zero());
+}
+
+void Supervisor::CancelStart(uint16_t slot) {
+  if (auto it = start_timers_.find(slot); it != start_timers_.end()) {
+    loop_->CancelTimer(it->second);
+    start_timers_.erase(it);
+  }
+}
+
+void Supervisor::DropAccount(uint16_t slot) {
+  CancelStart(slot);
+  Account* account = accounts_[slot].get();
+  commit_waiters_.erase(account);
+  // A slot whose records may still be reported is never reused: a new account's tokens would
+  // collide with them.
+  bool clean = account->in_flight() == 0;
+  accounts_[slot].reset();
+  if (clean) free_slots_.push_back(slot);
+  RefreshSnapshots();
+}
+
 void Supervisor::OnDeliveries(std::vector<DeliveryReport> reports) {
   for (const DeliveryReport& report : reports) {
     uint16_t slot = Account::SlotOfToken(report.token);
-    if (slot < accounts_.size()) accounts_[slot]->OnDelivery(report);
+    if (slot < accounts_.size() && accounts_[slot]) accounts_[slot]->OnDelivery(report);
   }
-  for (auto& account : accounts_) account->OnProducerRoom();
+  for (auto& account : accounts_) {
+    if (account) account->OnProducerRoom();
+  }
+  if (!retiring_.empty()) {
+    std::vector<uint16_t> slots;
+    for (const auto& [slot, retirement] : retiring_) slots.push_back(slot);
+    for (uint16_t slot : slots) MaybeFinishRetirement(slot);
+  }
   if (stopping_) MaybeFinishShutdown();
 }
 
@@ -218,6 +462,7 @@ void Supervisor::BeginShutdown() {
   notifier_.Stopping();
   size_t in_flight = 0;
   for (auto& account : accounts_) {
+    if (!account) continue;
     account->Stop();
     in_flight += account->in_flight();
   }
@@ -232,7 +477,7 @@ void Supervisor::BeginShutdown() {
 
 void Supervisor::MaybeFinishShutdown() {
   for (auto& account : accounts_) {
-    if (account->in_flight() > 0) return;
+    if (account && account->in_flight() > 0) return;
   }
   FinishShutdown();
 }
@@ -243,6 +488,7 @@ void Supervisor::FinishShutdown() {
   flush_deadline_ = 0;
   size_t unacknowledged = 0;
   for (auto& account : accounts_) {
+    if (!account) continue;
     account->StageFinalCheckpoint();
     unacknowledged += account->in_flight();
   }
@@ -298,7 +544,9 @@ void Supervisor::RefreshSnapshots() {
   loop_heartbeat_ns_ = clock_.Now().time_since_epoch().count();
   std::vector<AccountSnapshot> snapshots;
   snapshots.reserve(accounts_.size());
-  for (const auto& account : accounts_) snapshots.push_back(account->Snapshot());
+  for (const auto& account : accounts_) {
+    if (account) snapshots.push_back(account->Snapshot());
+  }
   std::lock_guard<std::mutex> lock(snapshots_mu_);
   snapshots_.swap(snapshots);
 }
@@ -319,6 +567,7 @@ std::string Supervisor::StatusLine() const {
   size_t polling = 0, backing_off = 0, parked = 0, other = 0;
   uint64_t forwarded = 0;
   for (const auto& account : accounts_) {
+    if (!account) continue;
     forwarded += account->forwarded();
     switch (account->state()) {
       case AccountState::kPolling:

@@ -1,8 +1,8 @@
 // sd_notify end to end (issue 9): the bridge as a subprocess talks to a fake NOTIFY_SOCKET (a
 // datagram socket this test binds), as systemd would see it. Each test fails when its property
-// breaks: READY=1 waiting on Zulip or Kafka, a missing STATUS= or STOPPING=1, or a WATCHDOG=1
-// missed while Kafka is down (the watchdog must say "the loop turns", never "Kafka is up", or a
-// Kafka outage becomes a restart loop).
+// breaks: READY=1 waiting on Zulip or Kafka, a missing STATUS=, RELOADING=1 or STOPPING=1, or a
+// WATCHDOG=1 missed while Kafka is down (the watchdog must say "the loop turns", never "Kafka is
+// up", or a Kafka outage becomes a restart loop).
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -169,6 +169,22 @@ TEST_F(SdNotifyTest, ReadyWithoutWaitingOnZulipOrKafkaThenStatusAndStoppingOnSig
       << status;
   // No watchdog was asked for: no pings.
   EXPECT_EQ(notify_->Count("WATCHDOG=1"), 0u);
+
+  // A reload: RELOADING=1 (with the MONOTONIC_USEC systemd wants), then READY=1 again, in
+  // that order, even though Zulip and Kafka are still unreachable.
+  bridge_->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return notify_->Count("READY=1") == 2; }, std::chrono::seconds(20)))
+      << bridge_->Log();
+  std::vector<std::string> order;
+  for (const auto& m : notify_->messages()) {
+    if (FakeNotifySocket::Has(m, "RELOADING=1")) {
+      order.push_back("RELOADING");
+      EXPECT_TRUE(FakeNotifySocket::Has(m, "MONOTONIC_USEC=")) << m.text;
+    } else if (FakeNotifySocket::Has(m, "READY=1")) {
+      order.push_back("READY");
+    }
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"READY", "RELOADING", "READY"}));
 
   bridge_->Signal(SIGTERM);
   std::optional<int> code = bridge_->Wait(std::chrono::seconds(30));

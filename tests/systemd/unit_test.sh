@@ -13,6 +13,8 @@
 #    host's root file system).
 # 4. ExecStartPre, with the binary and config paths swapped for test ones, accepts a config whose
 #    key comes from the credential directory as the unit names it (key_<file name>).
+# 5. ExecReload runs the waiting `reload` command: with no daemon to answer it fails and says
+#    so (a reload that cannot be confirmed must not look applied to systemctl).
 # Without systemd-analyze the test is skipped (exit 77) on a developer's machine and fails under
 # CI=true.
 set -euo pipefail
@@ -38,12 +40,14 @@ trap 'rm -rf "$work"' EXIT
 
 # --- 1. verify -------------------------------------------------------------------------------
 # The copy keeps the unit's name (verify derives the unit type from it).
-sed -e "s#^\(ExecStart[A-Za-z]*=[-+!@:]*\)/usr/bin/zulip-bridge #\1$binary #" "$unit" \
+sed -e "s#^\(Exec[A-Za-z]*=[-+!@:]*\)/usr/bin/zulip-bridge #\1$binary #" "$unit" \
   >"$work/zulip-bridge.service"
 grep -q "^ExecStart=$binary " "$work/zulip-bridge.service" ||
   fail "ExecStart does not run /usr/bin/zulip-bridge"
 grep -q "^ExecStartPre=$binary " "$work/zulip-bridge.service" ||
   fail "ExecStartPre does not run /usr/bin/zulip-bridge"
+grep -q "^ExecReload=$binary reload " "$work/zulip-bridge.service" ||
+  fail "ExecReload does not run /usr/bin/zulip-bridge reload"
 if ! verify_out=$(cd "$work" && systemd-analyze verify ./zulip-bridge.service 2>&1) ||
   [ -n "$verify_out" ]; then
   fail "systemd-analyze verify complained:
@@ -128,6 +132,8 @@ cat >"$work/zulip-bridge.yaml" <<EOF
 kafka:
   brokers: [127.0.0.1:9]
 state_dir: $work/state
+http:
+  listen: 127.0.0.1:9
 accounts:
   - name: analytics
     site: https://chat.example.com
@@ -146,3 +152,18 @@ case $check_out in
   *test-api-key-0123456789*) fail "ExecStartPre printed the API key" ;;
 esac
 echo "ok: ExecStartPre accepts a config with a systemd credential"
+
+# --- 5. ExecReload waits for an answer ----------------------------------------------------------
+reload=$(sed -n 's/^ExecReload=//p' "$work/zulip-bridge.service")
+# shellcheck disable=SC2086
+set -- ${reload//\/etc\/zulip-bridge\/zulip-bridge.yaml/$work/zulip-bridge.yaml}
+if reload_out=$(CREDENTIALS_DIRECTORY="$work/credentials" "$@" 2>&1); then
+  fail "ExecReload ($*) succeeded with no daemon running:
+$reload_out"
+fi
+case $reload_out in
+  *"is it running?"*) ;;
+  *) fail "ExecReload ($*) did not say that no daemon answered:
+$reload_out" ;;
+esac
+echo "ok: ExecReload runs zulip-bridge reload, which fails when no daemon answers"

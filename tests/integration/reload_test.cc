@@ -1,0 +1,277 @@
+// Reload (issue 9) against the real binary, the fake Zulip and the real broker: `zulip-bridge
+// reload` (and a bare SIGHUP) applies a new configuration while the daemon runs. Each test fails
+// when a reload semantic breaks: an unchanged account that registers again, a removed account
+// whose queue or checkpoint stays, an added account that does not forward, an invalid or
+// restart-only configuration that is half applied or takes the daemon down, a parked account a
+// reload does not retry, or an event lost across the reload.
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "tests/integration/bridge_harness.h"
+#include "tests/test_support.h"
+
+namespace zb::testing {
+namespace {
+
+struct Bot {
+  const char* name;
+  const char* email;
+  const char* key;
+};
+constexpr Bot kAlpha{"alpha", "alpha-bot@example.com", "alphaKey789abcdefghijklmnopqrstu"};
+constexpr Bot kBeta{"beta", "beta-bot@example.com", "betaKey6789abcdefghijklmnopqrstu"};
+constexpr Bot kGamma{"gamma", "gamma-bot@example.com", "gammaKey789abcdefghijklmnopqrstu"};
+
+int LinesWith(const std::string& log, const std::string& a, const std::string& b) {
+  std::istringstream in(log);
+  int count = 0;
+  for (std::string line; std::getline(in, line);) {
+    count += line.find(a) != std::string::npos && line.find(b) != std::string::npos;
+  }
+  return count;
+}
+
+std::string Typing(int n) {
+  return R"({"type":"typing","op":"start","sender":{"user_id":)" + std::to_string(n) +
+         R"(,"email":"x@example.com"},"recipients":[]})";
+}
+
+class ReloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    brokers_ = KafkaBrokersFromEnv();
+    if (brokers_.empty()) {
+      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
+      GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
+    }
+    zulip_ = std::make_unique<FakeZulip>(
+        dir_.path(),
+        std::vector<FakeZulip::User>{
+            {kAlpha.email, kAlpha.key}, {kBeta.email, kBeta.key}, {kGamma.email, kGamma.key}});
+    for (const Bot& bot : {kAlpha, kBeta, kGamma}) KeyFile(bot, bot.key);
+    prefix_ = UniqueTopic("zbreload");
+    http_port_ = FreeLoopbackPort();
+  }
+
+  void TearDown() override {
+    if (HasFailure() && bridge_) std::cerr << "---- bridge log ----\n" << bridge_->Log();
+  }
+
+  std::string config() const { return dir_.Sub("zulip-bridge.yaml"); }
+  void KeyFile(const Bot& bot, const std::string& key) {
+    WriteFile(dir_.Sub(std::string(bot.name) + ".key"), key + "\n");
+  }
+
+  // The configuration with `bots`; `kafka_extra` goes into the kafka section.
+  void WriteConfig(const std::vector<Bot>& bots, const std::string& kafka_extra = "") {
+    std::string text =
+        "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" + prefix_ +
+        ".{type}\"\n  flush_timeout_secs: 20\n" + kafka_extra + "state_dir: " + dir_.Sub("state") +
+        "\nhttp:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\naccounts:\n";
+    for (const Bot& bot : bots) {
+      text += std::string("  - name: ") + bot.name + "\n    site: " + zulip_->site() +
+              "\n    email: " + bot.email + "\n    api_key_file: " + dir_.Sub(bot.name) + ".key\n";
+    }
+    WriteFile(config(), text);
+  }
+
+  // Runs `zulip-bridge <args> --config F` to the end; its exit code and output.
+  std::pair<int, std::string> Command(std::vector<std::string> args) {
+    args.insert(args.begin(), BridgeBinary());
+    args.push_back("--config");
+    args.push_back(config());
+    std::string log = dir_.Sub("command-" + std::to_string(++commands_) + ".out");
+    Subprocess command(args, log);
+    std::optional<int> code = command.Wait(std::chrono::seconds(90));
+    EXPECT_TRUE(code.has_value()) << args[1] << " did not finish";
+    return {code.value_or(-1), command.Log()};
+  }
+
+  void StartBridge() {
+    bridge_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{BridgeBinary(), "--config", config()}, dir_.Sub("bridge.log"));
+  }
+
+  // The one queue of `bot` (waiting for it to be exactly one).
+  std::string QueueOf(const Bot& bot) {
+    std::string queue;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          std::vector<std::string> queues = zulip_->QueuesOf(bot.email);
+          if (queues.size() != 1) return false;
+          queue = queues[0];
+          return true;
+        },
+        std::chrono::seconds(30)))
+        << "no queue for " << bot.name;
+    return queue;
+  }
+
+  // The /readyz body, parsed.
+  rapidjson::Document Readyz() {
+    rapidjson::Document doc;
+    HttpAnswer answer = HttpGet("http://127.0.0.1:" + std::to_string(http_port_) + "/readyz");
+    doc.Parse(answer.body.c_str());
+    return doc;
+  }
+
+  // The state /readyz gives `account` ("" when absent).
+  std::string StateOf(const std::string& account) {
+    rapidjson::Document doc = Readyz();
+    if (!doc.IsObject() || !doc.HasMember("accounts")) return "";
+    for (const auto& a : doc["accounts"].GetArray()) {
+      if (account == a["name"].GetString()) return a["state"].GetString();
+    }
+    return "";
+  }
+
+  // Pushes typing events to `bot`'s queue; remembers their (account, event id).
+  void Push(const Bot& bot, const std::string& queue, int count) {
+    for (int i = 0; i < count; ++i) {
+      int64_t id = zulip_->PushEventToQueue(queue, Typing(i));
+      ASSERT_GE(id, 0);
+      pushed_.insert({bot.name, queue + "/" + std::to_string(id)});
+    }
+  }
+
+  // Waits until every pushed event is in Kafka; the ones missing.
+  std::set<std::pair<std::string, std::string>> Missing() {
+    std::set<std::pair<std::string, std::string>> seen;
+    auto fill = [&](const std::vector<ReadRecord>& records) {
+      seen.clear();
+      for (const ReadRecord& r : records) {
+        seen.insert({r.headers.at("zulip-account"),
+                     r.headers.at("zulip-queue-id") + "/" + r.headers.at("zulip-event-id")});
+      }
+      return std::includes(seen.begin(), seen.end(), pushed_.begin(), pushed_.end());
+    };
+    fill(ReadTopics(brokers_, {prefix_ + ".typing"}, fill, std::chrono::seconds(60)));
+    std::set<std::pair<std::string, std::string>> missing;
+    std::set_difference(pushed_.begin(), pushed_.end(), seen.begin(), seen.end(),
+                        std::inserter(missing, missing.end()));
+    return missing;
+  }
+
+  TempDir dir_;
+  std::string brokers_;
+  std::string prefix_;
+  int http_port_ = 0;
+  std::unique_ptr<FakeZulip> zulip_;
+  std::unique_ptr<Subprocess> bridge_;
+  std::set<std::pair<std::string, std::string>> pushed_;
+  int commands_ = 0;
+};
+
+TEST_F(ReloadTest, AddsAndRemovesAccountsAndLeavesTheUnchangedOneAlone) {
+  WriteConfig({kAlpha, kBeta});
+  StartBridge();
+  std::string alpha_queue = QueueOf(kAlpha);
+  std::string beta_queue = QueueOf(kBeta);
+  Push(kAlpha, alpha_queue, 20);
+  Push(kBeta, beta_queue, 20);
+  ASSERT_TRUE(Missing().empty());
+  const std::string beta_checkpoint = dir_.Sub("state/beta.checkpoint.json");
+  ASSERT_TRUE(std::filesystem::exists(beta_checkpoint));
+
+  WriteConfig({kAlpha, kGamma});
+  Push(kAlpha, alpha_queue, 20);  // in flight around the reload
+  auto [code, out] = Command({"reload"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("reloaded: 1 added, 1 removed, 0 restarted, 1 unchanged"), std::string::npos)
+      << out;
+
+  // The removed account's queue is deleted at Zulip and its checkpoint goes.
+  EXPECT_TRUE(
+      WaitFor([&] { return zulip_->QueuesOf(kBeta.email).empty(); }, std::chrono::seconds(30)))
+      << "beta's queue is still on Zulip";
+  EXPECT_TRUE(
+      WaitFor([&] { return !std::filesystem::exists(beta_checkpoint); }, std::chrono::seconds(10)));
+  std::string gamma_queue = QueueOf(kGamma);
+  Push(kGamma, gamma_queue, 20);
+  Push(kAlpha, alpha_queue, 20);
+  EXPECT_TRUE(Missing().empty());
+  // Unchanged means untouched: the same queue, never registered again.
+  EXPECT_EQ(zulip_->QueuesOf(kAlpha.email), std::vector<std::string>{alpha_queue});
+  EXPECT_EQ(StateOf("beta"), "");
+  EXPECT_EQ(LinesWith(bridge_->Log(), "event queue registered", "account=alpha"), 1)
+      << "alpha registered more than once";
+}
+
+TEST_F(ReloadTest, InvalidOrRestartOnlyConfigurationKeepsTheRunningOneAndSaysWhy) {
+  WriteConfig({kAlpha});
+  StartBridge();
+  std::string queue = QueueOf(kAlpha);
+  const std::string good = [&] {
+    std::ifstream in(config());
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+
+  // Invalid: the command refuses before signalling, naming the file, line and key.
+  WriteFile(config(), good + "    colour: blue\n");
+  auto [invalid_code, invalid] = Command({"reload"});
+  EXPECT_EQ(invalid_code, 78) << invalid;
+  EXPECT_NE(invalid.find(config() + ":"), std::string::npos) << invalid;
+  EXPECT_NE(invalid.find("colour"), std::string::npos) << invalid;
+  EXPECT_NE(invalid.find("not reloaded"), std::string::npos) << invalid;
+
+  // A bare SIGHUP with the same file: the daemon says why in /readyz and goes on.
+  bridge_->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        rapidjson::Document doc = Readyz();
+        return doc.IsObject() && doc.HasMember("reload") &&
+               doc["reload"]["generation"].GetUint64() == 1;
+      },
+      std::chrono::seconds(30)));
+  rapidjson::Document after_hup = Readyz();
+  EXPECT_FALSE(after_hup["reload"]["applied"].GetBool());
+  std::string why = after_hup["reload"]["message"].GetString();
+  EXPECT_NE(why.find("invalid"), std::string::npos) << why;
+  EXPECT_NE(why.find("colour"), std::string::npos) << why;
+  EXPECT_NE(bridge_->Log().find("configuration not reloaded"), std::string::npos);
+
+  // Restart-only: brokers. Nothing applied, the account untouched.
+  WriteConfig({kAlpha, kBeta}, "  properties:\n    linger.ms: \"7\"\n");
+  auto [restart_code, restart] = Command({"reload"});
+  EXPECT_EQ(restart_code, 1) << restart;
+  EXPECT_NE(restart.find("kafka.properties"), std::string::npos) << restart;
+  EXPECT_NE(restart.find("restart"), std::string::npos) << restart;
+  EXPECT_TRUE(zulip_->QueuesOf(kBeta.email).empty()) << "beta was started: half applied";
+
+  Push(kAlpha, queue, 30);
+  EXPECT_TRUE(Missing().empty());
+  EXPECT_TRUE(bridge_->running());
+  EXPECT_EQ(zulip_->QueuesOf(kAlpha.email), std::vector<std::string>{queue});
+}
+
+TEST_F(ReloadTest, AReloadRetriesAParkedAccountOnceItsKeyIsFixed) {
+  KeyFile(kAlpha, "wrongKey0123456789abcdefghijklmn");
+  WriteConfig({kAlpha, kBeta});
+  StartBridge();
+  std::string beta_queue = QueueOf(kBeta);
+  ASSERT_TRUE(WaitFor([&] { return StateOf("alpha") == "parked"; }, std::chrono::seconds(30)));
+
+  KeyFile(kAlpha, kAlpha.key);
+  auto [code, out] = Command({"reload"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("1 restarted, 1 unchanged"), std::string::npos) << out;
+  std::string alpha_queue = QueueOf(kAlpha);
+  Push(kAlpha, alpha_queue, 10);
+  Push(kBeta, beta_queue, 10);
+  EXPECT_TRUE(Missing().empty());
+  EXPECT_EQ(zulip_->QueuesOf(kBeta.email), std::vector<std::string>{beta_queue});
+}
+
+}  // namespace
+}  // namespace zb::testing
