@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <list>
 #include <mutex>
 #include <regex>
@@ -537,6 +538,44 @@ int FreeLoopbackPort() {
   }
   close(fd);
   return port;
+}
+
+void BridgeTest::SetUp() {
+  brokers_ = KafkaBrokersFromEnv();
+  if (brokers_.empty()) {
+    if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
+    GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
+  }
+}
+
+void BridgeTest::TearDown() {
+  if (!HasFailure() || !bridge_) return;
+  std::string log = bridge_->Log();
+  if (log.size() > 20000) log = "...\n" + log.substr(log.size() - 20000);
+  std::cerr << "---- bridge log (tail) ----\n" << log;
+}
+
+void BridgeTest::StartBridge(std::vector<std::string> extra_env) {
+  bridge_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{BridgeBinary(), "--config", config_path()}, dir_.Sub("bridge.log"),
+      std::move(extra_env));
+}
+
+void BridgeTest::StopBridge() {
+  bridge_->Signal(SIGTERM);
+  std::optional<int> code = bridge_->Wait(std::chrono::seconds(40));
+  ASSERT_TRUE(code.has_value()) << "the bridge did not stop within 40 s of SIGTERM";
+  EXPECT_EQ(*code, 0);
+}
+
+std::pair<int, std::string> BridgeTest::RunCommand(std::vector<std::string> args) {
+  args.insert(args.begin(), BridgeBinary());
+  args.push_back("--config");
+  args.push_back(config_path());
+  Subprocess command(args, dir_.Sub("command-" + std::to_string(++commands_) + ".out"));
+  std::optional<int> code = command.Wait(std::chrono::seconds(90));
+  EXPECT_TRUE(code.has_value()) << args[1] << " did not finish";
+  return {code.value_or(-1), command.Log()};
 }
 
 }  // namespace zb::testing

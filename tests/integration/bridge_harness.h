@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "tests/test_support.h"
+
 namespace zb::testing {
 
 // A child process with its stdout and stderr in `log_path`. Killed (SIGKILL) when destroyed
@@ -148,6 +152,33 @@ int HealthPortFromLog(const std::string& log);
 // A loopback TCP port that was free a moment ago (bound, then closed), for a listener whose
 // address must be known before it starts (the bridge's http.listen for `status`, nginx).
 int FreeLoopbackPort();
+
+// The base of the fixtures that run the bridge as a subprocess against the real broker: the
+// broker's address (without it a test fails under CI and is skipped on a developer's machine
+// outside ./dev test), a temporary directory, the bridge, and the tail of its log on failure.
+// A derived SetUp calls BridgeTest::SetUp() first and returns when IsSkipped() or
+// HasFatalFailure().
+class BridgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  std::string config_path() const { return dir_.Sub("zulip-bridge.yaml"); }
+  // Starts `zulip-bridge --config config_path()` with `extra_env`; its log is dir/bridge.log.
+  void StartBridge(std::vector<std::string> extra_env = {});
+  // SIGTERM, then expects a clean exit (0) within 40 s.
+  void StopBridge();
+  // Runs `zulip-bridge <args> --config config_path()` to the end (90 s at most): its exit code
+  // (-1 when it did not finish) and its output.
+  std::pair<int, std::string> RunCommand(std::vector<std::string> args);
+
+  TempDir dir_;
+  std::string brokers_;
+  std::unique_ptr<Subprocess> bridge_;
+
+ private:
+  int commands_ = 0;
+};
 
 }  // namespace zb::testing
 

@@ -119,14 +119,11 @@ std::string Typing(const std::string& op) {
          R"(","sender":{"user_id":4,"email":"x@example.com"},"recipients":[]})";
 }
 
-class DeadLetterTest : public ::testing::Test {
+class DeadLetterTest : public BridgeTest {
  protected:
   void SetUp() override {
-    brokers_ = KafkaBrokersFromEnv();
-    if (brokers_.empty()) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
-      GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
-    }
+    BridgeTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     zulip_ =
         std::make_unique<FakeZulip>(dir_.path(), std::vector<FakeZulip::User>{{kEmail, kApiKey}});
     prefix_ = UniqueTopic("zbdl");
@@ -145,11 +142,6 @@ class DeadLetterTest : public ::testing::Test {
                                  "\n    api_key_file: " + dir_.Sub("alice.key") + "\n");
   }
 
-  void TearDown() override {
-    if (HasFailure() && bridge_) std::cerr << "---- bridge log ----\n" << bridge_->Log();
-  }
-
-  std::string config_path() const { return dir_.Sub("zulip-bridge.yaml"); }
   std::string state_dir() const { return dir_.Sub("state"); }
   std::string spool_path() const { return state_dir() + "/" + DeadLetterSpool::kFileName; }
   std::string topic() const { return prefix_ + ".typing"; }
@@ -173,18 +165,14 @@ class DeadLetterTest : public ::testing::Test {
     return by_id;
   }
 
-  TempDir dir_;
-  std::string brokers_;
   std::string prefix_;
   std::unique_ptr<FakeZulip> zulip_;
-  std::unique_ptr<Subprocess> bridge_;
 };
 
 TEST_F(DeadLetterTest, RecordAboveTheBrokersLimitIsSpooledTheAccountGoesOnAndReplayDeliversIt) {
   Admin admin(brokers_);
   ASSERT_TRUE(admin.CreateTopic(topic(), "4096").ok());
-  bridge_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{BridgeBinary(), "--config", config_path()}, dir_.Sub("bridge.log"));
+  StartBridge();
   std::vector<std::string> queues;
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -275,8 +263,7 @@ TEST_F(DeadLetterTest, MissingTopicHoldsTheAccountLoudlyAndItGoesOnOnceTheTopicE
   WriteConfig(
       "  properties:\n    allow.auto.create.topics: \"false\"\n"
       "    topic.metadata.propagation.max.ms: 1000\n");
-  bridge_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{BridgeBinary(), "--config", config_path()}, dir_.Sub("bridge.log"));
+  StartBridge();
   std::vector<std::string> queues;
   ASSERT_TRUE(WaitFor(
       [&] {

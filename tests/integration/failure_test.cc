@@ -243,27 +243,15 @@ struct WorldOptions {
   bool through_proxy = false;    // the bridge talks to the fake through a RecordingProxy
 };
 
-class FailureTest : public ::testing::Test {
+class FailureTest : public BridgeTest {
  protected:
-  void SetUp() override {
-    brokers_ = KafkaBrokersFromEnv();
-    if (brokers_.empty()) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
-      GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
-    }
-  }
-
   void TearDown() override {
     if (broker_stopped_) {
       // Never leave the shared broker down for the tests that follow.
       KafkaCtl("start", 180s);
       broker_stopped_ = false;
     }
-    if (HasFailure() && bridge_) {
-      std::string log = bridge_->Log();
-      if (log.size() > 20000) log = "...\n" + log.substr(log.size() - 20000);
-      std::cerr << "---- bridge log (tail) ----\n" << log;
-    }
+    BridgeTest::TearDown();
   }
 
   void SetUpWorld(const std::vector<TestAccount>& accounts, WorldOptions options = {}) {
@@ -291,25 +279,10 @@ class FailureTest : public ::testing::Test {
     WriteFile(config_path(), yaml);
   }
 
-  std::string config_path() const { return dir_.Sub("zulip-bridge.yaml"); }
-
-  void StartBridge() {
-    bridge_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{BridgeBinary(), "--config", config_path()},
-        dir_.Sub("bridge.log"));
-  }
-
   void KillBridge() {
     bridge_->Signal(SIGKILL);
     std::optional<int> code = bridge_->Wait(30s);
     ASSERT_TRUE(code.has_value()) << "the bridge survived SIGKILL";
-  }
-
-  void StopBridgeCleanly() {
-    bridge_->Signal(SIGTERM);
-    std::optional<int> code = bridge_->Wait(40s);
-    ASSERT_TRUE(code.has_value()) << "bridge did not stop within 40 s";
-    EXPECT_EQ(*code, 0);
   }
 
   // Waits until each of `emails` has exactly one queue and a long-poll parked on it: the
@@ -413,13 +386,10 @@ class FailureTest : public ::testing::Test {
               << c.duplicates << " duplicates\n";
   }
 
-  TempDir dir_;
-  std::string brokers_;
   std::string prefix_;
   std::vector<TestAccount> accounts_;
   std::unique_ptr<FakeZulip> zulip_;
   std::unique_ptr<RecordingProxy> proxy_;
-  std::unique_ptr<Subprocess> bridge_;
   bool broker_stopped_ = false;
 
   void RunBrokerOutage(const std::string& stop_verb);
@@ -484,7 +454,7 @@ TEST_F(FailureTest, SigkillAtTwentyRandomMomentsLosesNothingAcrossThreeAccounts)
     EXPECT_EQ(RegisterCount(a.email), registrations[a.email])
         << a.name << ": a restart registered a new queue instead of resuming";
   }
-  StopBridgeCleanly();
+  StopBridge();
 }
 
 // Issue 7, test 2: the broker goes away mid-stream (`stop_verb`: "stop" is a clean shutdown,
@@ -566,7 +536,7 @@ void FailureTest::RunBrokerOutage(const std::string& stop_verb) {
   std::cout << "records produced again: " << MetricSum(metrics, "zb_records_reproduced_total")
             << "; producer rebuilt after a fatal error: "
             << (log.find("Kafka producer rebuilt") != std::string::npos ? "yes" : "no") << "\n";
-  StopBridgeCleanly();
+  StopBridge();
 }
 
 #define ZB_REQUIRE_KAFKA_CTL()                                                         \
@@ -621,7 +591,7 @@ TEST_F(FailureTest, RateLimitsServerErrorsResetsAndTruncatedBodiesLoseNothing) {
   EXPECT_EQ(c.differing, 0u) << c;
   EXPECT_EQ(c.unknown, 0u) << c;
   EXPECT_TRUE(bridge_->running());
-  StopBridgeCleanly();
+  StopBridge();
 }
 
 // The waits the bridge left between a refused request and its next attempt, from the proxy's
@@ -687,7 +657,7 @@ TEST_F(FailureTest, RetryAfterIsObeyedToTheFraction) {
     // Not rounded up to whole seconds or treated as a backoff either.
     EXPECT_LT(gap, kRetryAfter + 0.45);
   }
-  StopBridgeCleanly();
+  StopBridge();
 }
 
 // Issue 7, test 3: exponential backoff stays under retry.max_backoff_ms.
@@ -715,7 +685,7 @@ TEST_F(FailureTest, BackoffBetweenFailedPollsIsCapped) {
   // Slack for a loaded two-core machine under ASan: the timer, the loop turn and curl.
   constexpr double kCapSeconds = 0.4, kSlackSeconds = 0.35;
   for (double gap : gaps) EXPECT_LE(gap, kCapSeconds + kSlackSeconds);
-  StopBridgeCleanly();
+  StopBridge();
 }
 
 // Issue 7, test 4.
@@ -787,7 +757,7 @@ TEST_F(FailureTest,
   Report("bad key and deactivated beside a good account", c);
   EXPECT_EQ(c.missing, 0u) << c;
   EXPECT_EQ(c.unknown, 0u) << c;
-  StopBridgeCleanly();
+  StopBridge();
 }
 
 // Issue 7, test 6: in-process, because the daemon cannot be made to raise a fatal producer error

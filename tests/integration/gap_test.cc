@@ -41,24 +41,8 @@ struct Seen {
   int backfilled = 0;
 };
 
-class GapTest : public ::testing::Test {
+class GapTest : public BridgeTest {
  protected:
-  void SetUp() override {
-    brokers_ = KafkaBrokersFromEnv();
-    if (brokers_.empty()) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
-      GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
-    }
-  }
-
-  void TearDown() override {
-    if (HasFailure() && bridge_) {
-      std::string log = bridge_->Log();
-      if (log.size() > 20000) log = "...\n" + log.substr(log.size() - 20000);
-      std::cerr << "---- bridge log (tail) ----\n" << log;
-    }
-  }
-
   // The fake with the bot, and channels the bot is in (secret), is not in but may see
   // (lonely, public) and may not see (hidden, private).
   void SetUpWorld(const std::string& extra_account_yaml = "",
@@ -87,21 +71,6 @@ class GapTest : public ::testing::Test {
                   "  - name: gap\n    site: " +
                   zulip_->site() + "\n    email: " + kBot + "\n    api_key_file: " +
                   dir_.Sub("bot.key") + "\n    all_public_streams: true\n" + extra_account_yaml);
-  }
-
-  std::string config_path() const { return dir_.Sub("zulip-bridge.yaml"); }
-
-  void StartBridge() {
-    bridge_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{BridgeBinary(), "--config", config_path()},
-        dir_.Sub("bridge.log"));
-  }
-
-  void StopBridge() {
-    bridge_->Signal(SIGTERM);
-    std::optional<int> code = bridge_->Wait(std::chrono::seconds(40));
-    ASSERT_TRUE(code.has_value());
-    EXPECT_EQ(*code, 0);
   }
 
   std::string WaitForQueue(const std::string& not_this = "") {
@@ -213,11 +182,8 @@ class GapTest : public ::testing::Test {
     std::cout << "visible " << visible_.size() << ", backfilled " << backfilled << "\n";
   }
 
-  TempDir dir_;
-  std::string brokers_;
   std::string prefix_;
   std::unique_ptr<FakeZulip> zulip_;
-  std::unique_ptr<Subprocess> bridge_;
   std::set<int64_t> visible_, invisible_;
 };
 

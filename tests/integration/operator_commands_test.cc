@@ -19,45 +19,23 @@ namespace {
 constexpr char kBot[] = "ops-bot@example.com";
 constexpr char kKey[] = "opsKey456789abcdefghijklmnopqrst";
 
-class OperatorCommandsTest : public ::testing::Test {
+class OperatorCommandsTest : public BridgeTest {
  protected:
   void SetUp() override {
-    brokers_ = KafkaBrokersFromEnv();
-    if (brokers_.empty()) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
-      GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
-    }
+    BridgeTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     zulip_ = std::make_unique<FakeZulip>(dir_.path(), std::vector<FakeZulip::User>{{kBot, kKey}});
     WriteFile(dir_.Sub("ops.key"), std::string(kKey) + "\n");
-    WriteFile(config(), "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" +
-                            UniqueTopic("zbops") + ".{type}\"\nstate_dir: " + dir_.Sub("state") +
-                            "\nhttp:\n  listen: 127.0.0.1:" + std::to_string(FreeLoopbackPort()) +
-                            "\naccounts:\n  - name: ops\n    site: " + zulip_->site() +
-                            "\n    email: " + kBot + "\n    api_key_file: " + dir_.Sub("ops.key") +
-                            "\n");
-  }
-
-  void TearDown() override {
-    if (HasFailure() && bridge_) std::cerr << "---- bridge log ----\n" << bridge_->Log();
-  }
-
-  std::string config() const { return dir_.Sub("zulip-bridge.yaml"); }
-
-  // Runs `zulip-bridge <args> --config F` to the end; its exit code and output.
-  std::pair<int, std::string> Command(std::vector<std::string> args) {
-    args.insert(args.begin(), BridgeBinary());
-    args.push_back("--config");
-    args.push_back(config());
-    std::string log = dir_.Sub("command-" + std::to_string(++commands_) + ".out");
-    Subprocess command(args, log);
-    std::optional<int> code = command.Wait(std::chrono::seconds(60));
-    EXPECT_TRUE(code.has_value()) << args[1] << " did not finish";
-    return {code.value_or(-1), command.Log()};
+    WriteFile(config_path(),
+              "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" + UniqueTopic("zbops") +
+                  ".{type}\"\nstate_dir: " + dir_.Sub("state") +
+                  "\nhttp:\n  listen: 127.0.0.1:" + std::to_string(FreeLoopbackPort()) +
+                  "\naccounts:\n  - name: ops\n    site: " + zulip_->site() +
+                  "\n    email: " + kBot + "\n    api_key_file: " + dir_.Sub("ops.key") + "\n");
   }
 
   std::string StartDaemonAndWaitForItsQueue() {
-    bridge_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{BridgeBinary(), "--config", config()}, dir_.Sub("bridge.log"));
+    StartBridge();
     std::string queue;
     EXPECT_TRUE(WaitFor(
         [&] {
@@ -70,15 +48,11 @@ class OperatorCommandsTest : public ::testing::Test {
     return queue;
   }
 
-  TempDir dir_;
-  std::string brokers_;
   std::unique_ptr<FakeZulip> zulip_;
-  std::unique_ptr<Subprocess> bridge_;
-  int commands_ = 0;
 };
 
 TEST_F(OperatorCommandsTest, StatusShowsTheRunningDaemonsAccountsAndFailsWhenNoneRuns) {
-  auto [down_code, down] = Command({"status"});
+  auto [down_code, down] = RunCommand({"status"});
   EXPECT_EQ(down_code, 1);
   EXPECT_NE(down.find("is it running?"), std::string::npos) << down;
 
@@ -86,7 +60,7 @@ TEST_F(OperatorCommandsTest, StatusShowsTheRunningDaemonsAccountsAndFailsWhenNon
   std::string table;
   ASSERT_TRUE(WaitFor(
       [&] {
-        auto [code, out] = Command({"status"});
+        auto [code, out] = RunCommand({"status"});
         table = out;
         // The snapshot is refreshed every second: wait for the polling state and its queue.
         return code == 0 && out.find("polling") != std::string::npos &&
@@ -101,19 +75,18 @@ TEST_F(OperatorCommandsTest, StatusShowsTheRunningDaemonsAccountsAndFailsWhenNon
 
 TEST_F(OperatorCommandsTest, DecommissionDeletesTheQueueOnlyWithTheDaemonStopped) {
   std::string queue = StartDaemonAndWaitForItsQueue();
-  auto [busy_code, busy] = Command({"decommission", "ops"});
+  auto [busy_code, busy] = RunCommand({"decommission", "ops"});
   EXPECT_EQ(busy_code, 1) << busy;
   EXPECT_NE(busy.find("in use by another zulip-bridge"), std::string::npos) << busy;
   EXPECT_EQ(zulip_->QueuesOf(kBot), std::vector<std::string>{queue});
 
-  bridge_->Signal(SIGTERM);
-  ASSERT_EQ(bridge_->Wait(std::chrono::seconds(40)), 0);
-  auto [code, out] = Command({"decommission", "ops"});
+  ASSERT_NO_FATAL_FAILURE(StopBridge());
+  auto [code, out] = RunCommand({"decommission", "ops"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find(queue + " deleted"), std::string::npos) << out;
   EXPECT_TRUE(zulip_->QueuesOf(kBot).empty()) << "the queue is still on Zulip";
 
-  auto [unknown_code, unknown] = Command({"decommission", "nobody"});
+  auto [unknown_code, unknown] = RunCommand({"decommission", "nobody"});
   EXPECT_EQ(unknown_code, 64) << unknown;
   EXPECT_NE(unknown.find("\"nobody\" is not in the configuration"), std::string::npos);
 }

@@ -47,14 +47,11 @@ std::string Typing(int n) {
          R"(,"email":"x@example.com"},"recipients":[]})";
 }
 
-class ReloadTest : public ::testing::Test {
+class ReloadTest : public BridgeTest {
  protected:
   void SetUp() override {
-    brokers_ = KafkaBrokersFromEnv();
-    if (brokers_.empty()) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
-      GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
-    }
+    BridgeTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     zulip_ = std::make_unique<FakeZulip>(
         dir_.path(),
         std::vector<FakeZulip::User>{
@@ -64,11 +61,6 @@ class ReloadTest : public ::testing::Test {
     http_port_ = FreeLoopbackPort();
   }
 
-  void TearDown() override {
-    if (HasFailure() && bridge_) std::cerr << "---- bridge log ----\n" << bridge_->Log();
-  }
-
-  std::string config() const { return dir_.Sub("zulip-bridge.yaml"); }
   void KeyFile(const Bot& bot, const std::string& key) {
     WriteFile(dir_.Sub(std::string(bot.name) + ".key"), key + "\n");
   }
@@ -83,24 +75,7 @@ class ReloadTest : public ::testing::Test {
       text += std::string("  - name: ") + bot.name + "\n    site: " + zulip_->site() +
               "\n    email: " + bot.email + "\n    api_key_file: " + dir_.Sub(bot.name) + ".key\n";
     }
-    WriteFile(config(), text);
-  }
-
-  // Runs `zulip-bridge <args> --config F` to the end; its exit code and output.
-  std::pair<int, std::string> Command(std::vector<std::string> args) {
-    args.insert(args.begin(), BridgeBinary());
-    args.push_back("--config");
-    args.push_back(config());
-    std::string log = dir_.Sub("command-" + std::to_string(++commands_) + ".out");
-    Subprocess command(args, log);
-    std::optional<int> code = command.Wait(std::chrono::seconds(90));
-    EXPECT_TRUE(code.has_value()) << args[1] << " did not finish";
-    return {code.value_or(-1), command.Log()};
-  }
-
-  void StartBridge() {
-    bridge_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{BridgeBinary(), "--config", config()}, dir_.Sub("bridge.log"));
+    WriteFile(config_path(), text);
   }
 
   // The one queue of `bot` (waiting for it to be exactly one).
@@ -163,14 +138,10 @@ class ReloadTest : public ::testing::Test {
     return missing;
   }
 
-  TempDir dir_;
-  std::string brokers_;
   std::string prefix_;
   int http_port_ = 0;
   std::unique_ptr<FakeZulip> zulip_;
-  std::unique_ptr<Subprocess> bridge_;
   std::set<std::pair<std::string, std::string>> pushed_;
-  int commands_ = 0;
 };
 
 TEST_F(ReloadTest, AddsAndRemovesAccountsAndLeavesTheUnchangedOneAlone) {
@@ -186,7 +157,7 @@ TEST_F(ReloadTest, AddsAndRemovesAccountsAndLeavesTheUnchangedOneAlone) {
 
   WriteConfig({kAlpha, kGamma});
   Push(kAlpha, alpha_queue, 20);  // in flight around the reload
-  auto [code, out] = Command({"reload"});
+  auto [code, out] = RunCommand({"reload"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("reloaded: 1 added, 1 removed, 0 restarted, 1 unchanged"), std::string::npos)
       << out;
@@ -213,15 +184,15 @@ TEST_F(ReloadTest, InvalidOrRestartOnlyConfigurationKeepsTheRunningOneAndSaysWhy
   StartBridge();
   std::string queue = QueueOf(kAlpha);
   const std::string good = [&] {
-    std::ifstream in(config());
+    std::ifstream in(config_path());
     return std::string(std::istreambuf_iterator<char>(in), {});
   }();
 
   // Invalid: the command refuses before signalling, naming the file, line and key.
-  WriteFile(config(), good + "    colour: blue\n");
-  auto [invalid_code, invalid] = Command({"reload"});
+  WriteFile(config_path(), good + "    colour: blue\n");
+  auto [invalid_code, invalid] = RunCommand({"reload"});
   EXPECT_EQ(invalid_code, 78) << invalid;
-  EXPECT_NE(invalid.find(config() + ":"), std::string::npos) << invalid;
+  EXPECT_NE(invalid.find(config_path() + ":"), std::string::npos) << invalid;
   EXPECT_NE(invalid.find("colour"), std::string::npos) << invalid;
   EXPECT_NE(invalid.find("not reloaded"), std::string::npos) << invalid;
 
@@ -243,7 +214,7 @@ TEST_F(ReloadTest, InvalidOrRestartOnlyConfigurationKeepsTheRunningOneAndSaysWhy
 
   // Restart-only: brokers. Nothing applied, the account untouched.
   WriteConfig({kAlpha, kBeta}, "  properties:\n    linger.ms: \"7\"\n");
-  auto [restart_code, restart] = Command({"reload"});
+  auto [restart_code, restart] = RunCommand({"reload"});
   EXPECT_EQ(restart_code, 1) << restart;
   EXPECT_NE(restart.find("kafka.properties"), std::string::npos) << restart;
   EXPECT_NE(restart.find("restart"), std::string::npos) << restart;
@@ -263,7 +234,7 @@ TEST_F(ReloadTest, AReloadRetriesAParkedAccountOnceItsKeyIsFixed) {
   ASSERT_TRUE(WaitFor([&] { return StateOf("alpha") == "parked"; }, std::chrono::seconds(30)));
 
   KeyFile(kAlpha, kAlpha.key);
-  auto [code, out] = Command({"reload"});
+  auto [code, out] = RunCommand({"reload"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("1 restarted, 1 unchanged"), std::string::npos) << out;
   std::string alpha_queue = QueueOf(kAlpha);
