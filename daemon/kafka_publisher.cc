@@ -9,6 +9,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "daemon/log.h"
+
 namespace zb {
 namespace {
 
@@ -170,6 +172,9 @@ struct KafkaPublisher::Impl {
     }
     rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::OnDeliveryTrampoline);
     rd_kafka_conf_set_error_cb(conf.get(), &Impl::OnErrorTrampoline);
+    // Without a log callback librdkafka writes its own lines to stderr, which breaks the
+    // daemon's log format (and journald's priorities).
+    rd_kafka_conf_set_log_cb(conf.get(), &Impl::OnLogTrampoline);
     if (options.on_statistics) {
       rd_kafka_conf_set_stats_cb(conf.get(), &Impl::OnStatisticsTrampoline);
     }
@@ -418,6 +423,18 @@ struct KafkaPublisher::Impl {
   static void OnErrorTrampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
     auto* gen = static_cast<Generation*>(opaque);
     gen->impl->OnError(rk, err, reason);
+  }
+  // librdkafka's syslog levels. Its errors (level 3) come through the error callback too,
+  // which the owner logs as warnings or errors: here they are info, so that an outage is not
+  // said twice at the same level.
+  static void OnLogTrampoline(const rd_kafka_t* rk, int level, const char* facility,
+                              const char* message) {
+    LogLevel ours = level <= 2   ? LogLevel::kError
+                    : level == 4 ? LogLevel::kWarn
+                    : level <= 6 ? LogLevel::kInfo
+                                 : LogLevel::kDebug;
+    Log(ours, "librdkafka",
+        {{"facility", facility}, {"client", rd_kafka_name(rk)}, {"detail", message}});
   }
   static int OnStatisticsTrampoline(rd_kafka_t*, char* json, size_t len, void* opaque) {
     auto* gen = static_cast<Generation*>(opaque);

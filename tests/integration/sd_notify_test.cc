@@ -5,6 +5,7 @@
 // up", or a Kafka outage becomes a restart loop).
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -245,6 +247,52 @@ TEST_F(SdNotifyTest, WatchdogIsNeverMissedWhileKafkaIsDown) {
   EXPECT_GE(pings, 5u);
   bridge_->Signal(SIGTERM);
   bridge_->Wait(std::chrono::seconds(30));
+}
+
+// Under systemd the journal reads stderr and says so in JOURNAL_STREAM (device:inode of the
+// stream). The bridge then prefixes each line with its syslog priority and leaves the
+// timestamp to the journal; with any other stderr, lines keep their own timestamp.
+TEST_F(SdNotifyTest, UnderJournaldLinesCarryPrioritiesAndNoTimestamp) {
+  WriteConfig("127.0.0.1:9", "http://127.0.0.1:9");
+  // The bridge's stderr is this file (opened for appending, so its inode stays): make it the
+  // "journal stream".
+  const std::string log_path = dir_.Sub("bridge.log");
+  WriteFile(log_path, "");
+  struct stat st {};
+  ASSERT_EQ(stat(log_path.c_str(), &st), 0);
+  bridge_ = std::make_unique<Subprocess>(
+      std::vector<std::string>{BridgeBinary(), "--config", dir_.Sub("zulip-bridge.yaml")}, log_path,
+      std::vector<std::string>{"JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" +
+                               std::to_string(st.st_ino)});
+  // Zulip is unreachable: an info line at start, a warning or error about the account.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::string log = bridge_->Log();
+        return log.find("<6>") != std::string::npos &&
+               (log.find("<4>") != std::string::npos || log.find("<3>") != std::string::npos);
+      },
+      std::chrono::seconds(30)))
+      << bridge_->Log();
+  bridge_->Signal(SIGTERM);
+  ASSERT_EQ(bridge_->Wait(std::chrono::seconds(30)), 0);
+  std::istringstream lines(bridge_->Log());
+  size_t count = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ++count;
+    ASSERT_GE(line.size(), 3u);
+    EXPECT_TRUE(line[0] == '<' && line[2] == '>' && line[1] >= '0' && line[1] <= '7') << line;
+    EXPECT_NE(line.substr(3, 3), "ts=") << "the journal stamps lines: " << line;
+    if (line.find("level=info") != std::string::npos) {
+      EXPECT_EQ(line.rfind("<6>", 0), 0u) << line;
+    }
+    if (line.find("level=warn") != std::string::npos) {
+      EXPECT_EQ(line.rfind("<4>", 0), 0u) << line;
+    }
+    if (line.find("level=error") != std::string::npos) {
+      EXPECT_EQ(line.rfind("<3>", 0), 0u) << line;
+    }
+  }
+  EXPECT_GT(count, 3u);
 }
 
 }  // namespace
