@@ -485,7 +485,8 @@ struct FakeZulipServer::Impl {
     }
   }
 
-  void Handle(evhttp_request* req) {
+  // The method, path and query parameters of `req`, and its body.
+  static ApiRequest ReadRequest(evhttp_request* req, std::string* body) {
     const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
     const char* path = uri ? evhttp_uri_get_path(uri) : nullptr;
     ApiRequest request;
@@ -494,8 +495,14 @@ struct FakeZulipServer::Impl {
     ParseQueryInto(uri ? evhttp_uri_get_query(uri) : nullptr, &request.params);
     evbuffer* input = evhttp_request_get_input_buffer(req);
     size_t length = evbuffer_get_length(input);
-    std::string body(length, '\0');
-    if (length) evbuffer_copyout(input, body.data(), length);
+    body->assign(length, '\0');
+    if (length) evbuffer_copyout(input, body->data(), length);
+    return request;
+  }
+
+  void Handle(evhttp_request* req) {
+    std::string body;
+    ApiRequest request = ReadRequest(req, &body);
 
     if (request.path.starts_with("/_fake/")) {
       if (!owner->options_.control_interface) {
@@ -558,16 +565,8 @@ struct FakeZulipServer::Impl {
 
   // An API request, answered (or parked) by the core; `fault` spoils the answer.
   void HandleApi(evhttp_request* req, std::optional<FaultRule::Kind> fault) {
-    const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
-    const char* path = uri ? evhttp_uri_get_path(uri) : nullptr;
-    ApiRequest request;
-    request.method = MethodName(evhttp_request_get_command(req));
-    request.path = path ? path : "/";
-    ParseQueryInto(uri ? evhttp_uri_get_query(uri) : nullptr, &request.params);
-    evbuffer* input = evhttp_request_get_input_buffer(req);
-    size_t length = evbuffer_get_length(input);
-    std::string body(length, '\0');
-    if (length) evbuffer_copyout(input, body.data(), length);
+    std::string body;
+    ApiRequest request = ReadRequest(req, &body);
     evkeyvalq* in_headers = evhttp_request_get_input_headers(req);
     const char* content_type = evhttp_find_header(in_headers, "Content-Type");
     if (!body.empty() &&

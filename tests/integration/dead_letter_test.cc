@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -55,22 +56,18 @@ class Admin {
     rd_kafka_NewTopic_set_config(new_topic, "max.message.bytes", max_message_bytes.c_str());
     rd_kafka_CreateTopics(handle_.get(), &new_topic, 1, nullptr, queue_);
     rd_kafka_NewTopic_destroy(new_topic);
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue_, 30000);
-    if (event == nullptr) return Status::Unavailable("CreateTopics: no answer");
-    Status status = EventStatus(event);
-    if (status.ok()) {
+    return Await("CreateTopics", [](rd_kafka_event_t* event) {
       size_t n = 0;
       const rd_kafka_topic_result_t** results =
           rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &n);
+      std::vector<std::string> errors;
       for (size_t i = 0; i < n; ++i) {
         if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          status = Status::InvalidArgument(std::string("CreateTopics: ") +
-                                           rd_kafka_topic_result_error_string(results[i]));
+          errors.push_back(rd_kafka_topic_result_error_string(results[i]));
         }
       }
-    }
-    rd_kafka_event_destroy(event);
-    return status;
+      return errors;
+    });
   }
 
   Status SetMaxMessageBytes(const std::string& topic, const std::string& max_message_bytes) {
@@ -79,28 +76,35 @@ class Admin {
     rd_kafka_ConfigResource_set_config(resource, "max.message.bytes", max_message_bytes.c_str());
     rd_kafka_AlterConfigs(handle_.get(), &resource, 1, nullptr, queue_);
     rd_kafka_ConfigResource_destroy(resource);
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue_, 30000);
-    if (event == nullptr) return Status::Unavailable("AlterConfigs: no answer");
-    Status status = EventStatus(event);
-    if (status.ok()) {
+    return Await("AlterConfigs", [](rd_kafka_event_t* event) {
       size_t n = 0;
       const rd_kafka_ConfigResource_t** results =
           rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(event), &n);
+      std::vector<std::string> errors;
       for (size_t i = 0; i < n; ++i) {
         if (rd_kafka_ConfigResource_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          status = Status::InvalidArgument(std::string("AlterConfigs: ") +
-                                           rd_kafka_ConfigResource_error_string(results[i]));
+          errors.push_back(rd_kafka_ConfigResource_error_string(results[i]));
         }
       }
-    }
-    rd_kafka_event_destroy(event);
-    return status;
+      return errors;
+    });
   }
 
  private:
-  static Status EventStatus(rd_kafka_event_t* event) {
-    if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
-    return Status::Unavailable(rd_kafka_event_error_string(event));
+  // Waits for the answer to the admin request just sent: the request's own error, or the first
+  // per-item error `item_errors` finds in the answer.
+  Status Await(const std::string& what,
+               const std::function<std::vector<std::string>(rd_kafka_event_t*)>& item_errors) {
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue_, 30000);
+    if (event == nullptr) return Status::Unavailable(what + ": no answer");
+    Status status = Status::Ok();
+    if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status = Status::Unavailable(what + ": " + rd_kafka_event_error_string(event));
+    } else if (std::vector<std::string> errors = item_errors(event); !errors.empty()) {
+      status = Status::InvalidArgument(what + ": " + errors.front());
+    }
+    rd_kafka_event_destroy(event);
+    return status;
   }
 
   KafkaHandle handle_;
