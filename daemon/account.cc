@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <random>
 #include <utility>
 
@@ -24,6 +25,11 @@ constexpr auto kRoomRetryDelay = std::chrono::milliseconds(100);
 constexpr auto kSpoolRetryDelay = std::chrono::seconds(10);
 // A missing topic is reported at most this often per account.
 constexpr auto kMissingTopicLogInterval = std::chrono::minutes(1);
+// zb_kafka_delivery_latency_seconds: a healthy local cluster acknowledges in milliseconds,
+// linger.ms adds 5; the top buckets catch a broker outage (records wait and are produced again
+// until the broker is back).
+constexpr double kDeliveryLatencyBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                              0.5,   1,      2.5,   5,    10,    30,   60};
 
 std::string HeaderValue(const std::vector<KafkaHeader>& headers, std::string_view name) {
   for (const auto& [key, value] : headers) {
@@ -81,6 +87,11 @@ std::vector<std::pair<std::string, std::string>> RegisterFields(const AccountCon
 
 int64_t WallMillis(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+int64_t WallMicros(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock.WallNow().time_since_epoch())
       .count();
 }
 
@@ -147,8 +158,17 @@ std::string_view AccountStateName(AccountState state) {
   return "unknown";
 }
 
+// The per-type series of one event type, looked up once per type rather than per event.
+struct Account::TypeSeries {
+  Counter* received = nullptr;
+  Counter* published = nullptr;
+  // With metrics.per_account_type only.
+  Counter* account_received = nullptr;
+  Counter* account_published = nullptr;
+};
+
 struct Account::Metrics {
-  Metrics(MetricsRegistry& r, const std::string& account)
+  Metrics(MetricsRegistry& r, const std::string& account, bool per_account_type)
       : labels{{"account", account}},
         received(r.GetCounter("zb_events_received_total",
                               "Events received from Zulip (heartbeats included)", labels)),
@@ -181,7 +201,15 @@ struct Account::Metrics {
                                   "Unix time of the last heartbeat", labels)),
         ratelimit_remaining(r.GetGauge("zb_ratelimit_remaining",
                                        "X-RateLimit-Remaining of the last answer", labels)),
-        registry(r) {
+        last_event(r.GetGauge("zb_last_event_timestamp_seconds",
+                              "Unix time the last event (not a heartbeat) arrived", labels)),
+        delivery_latency(r.GetHistogram(
+            "zb_kafka_delivery_latency_seconds",
+            "Time from receiving a record's event to Kafka's acknowledgement of the record "
+            "(live, backfilled and control records; retries included)",
+            {std::begin(kDeliveryLatencyBuckets), std::end(kDeliveryLatencyBuckets)})),
+        registry(r),
+        per_account_type(per_account_type) {
     // Every class exists from the start at zero, so that dashboards and alerts see the series
     // before the first failure.
     for (ZulipErrorKind kind : {ZulipErrorKind::kUnauthenticated, ZulipErrorKind::kConfiguration,
@@ -204,8 +232,33 @@ struct Account::Metrics {
     l.emplace_back("kind", std::string(kind));
     return registry.GetCounter("zb_zulip_errors_total", "Failed Zulip calls, by class", l);
   }
-  Counter& TypeCounter(const char* name, const char* help, std::string_view type) {
-    return registry.GetCounter(name, help, {{"type", std::string(type)}});
+  const TypeSeries& ForType(std::string_view type) {
+    auto it = by_type.find(type);
+    if (it != by_type.end()) return it->second;
+    std::string t(type);
+    TypeSeries series;
+    series.received = &registry.GetCounter("zb_type_events_received_total",
+                                           "Events received, by type", {{"type", t}});
+    series.published = &registry.GetCounter("zb_type_events_published_total",
+                                            "Events Kafka acknowledged, by type", {{"type", t}});
+    if (per_account_type) {
+      Labels l = labels;
+      l.emplace_back("type", t);
+      series.account_received = &registry.GetCounter(
+          "zb_account_type_events_received_total",
+          "Events received, by account and type (metrics.per_account_type)", l);
+      series.account_published = &registry.GetCounter(
+          "zb_account_type_events_published_total",
+          "Events Kafka acknowledged, by account and type (metrics.per_account_type)", l);
+    }
+    return by_type.emplace(std::move(t), series).first->second;
+  }
+  // Counts a received event of `type`; returns its series for the delivery to count.
+  const TypeSeries* CountReceived(std::string_view type) {
+    const TypeSeries& series = ForType(type);
+    series.received->Inc();
+    if (series.account_received) series.account_received->Inc();
+    return &series;
   }
   Gauge& MissingTopic(const std::string& topic) {
     Labels l = labels;
@@ -240,7 +293,12 @@ struct Account::Metrics {
   Gauge& last_poll;
   Gauge& last_heartbeat;
   Gauge& ratelimit_remaining;
+  Gauge& last_event;
+  Histogram& delivery_latency;
   MetricsRegistry& registry;
+  const bool per_account_type;
+  // Event types seen so far (a few dozen at most). Node-based: InFlight keeps pointers.
+  std::map<std::string, TypeSeries, std::less<>> by_type;
 };
 
 Account::Account(const AccountConfig& config, const EventRouterOptions& router_options,
@@ -252,7 +310,8 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       client_(env_.transport, ZulipClientOptionsFor(config)),
       router_(router_options),
       backoff_(backoff_policy, env_.clock, std::random_device{}()),
-      metrics_(std::make_unique<Metrics>(env_.metrics, config.name)) {}
+      metrics_(
+          std::make_unique<Metrics>(env_.metrics, config.name, env_.per_account_type_metrics)) {}
 
 Account::~Account() {
   Stop();
@@ -579,6 +638,7 @@ bool Account::OnEvent(std::string_view event_json) {
     (void)watermark_.ReceiveSettled(event.id);
     metrics_->received.Inc();
     metrics_->duplicates_skipped.Inc();
+    NoteEventReceived();
     return true;
   }
   if (event.type == "heartbeat") {
@@ -624,8 +684,8 @@ bool Account::OnEvent(std::string_view event_json) {
     }
     (void)watermark_.ReceiveSettled(event.id);
     metrics_->received.Inc();
-    metrics_->TypeCounter("zb_type_events_received_total", "Events received, by type", event.type)
-        .Inc();
+    metrics_->CountReceived(event.type);
+    NoteEventReceived();
     return true;
   }
   if (!produced.ok()) {
@@ -648,10 +708,10 @@ bool Account::OnEvent(std::string_view event_json) {
       MissingTopicCleared(std::string(routed_.topic));
   }
   (void)watermark_.Receive(event.id);
-  in_flight_.emplace(token, InFlight{generation_, event.id, event.message_id});
   metrics_->received.Inc();
-  metrics_->TypeCounter("zb_type_events_received_total", "Events received, by type", event.type)
-      .Inc();
+  in_flight_.emplace(token, InFlight{generation_, event.id, event.message_id, RecordKind::kLive,
+                                     record.timestamp_ms, metrics_->CountReceived(event.type)});
+  NoteEventReceived();
   metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
   return true;
 }
@@ -700,6 +760,15 @@ void Account::OnDelivery(const DeliveryReport& report) {
   switch (report.outcome) {
     case DeliveryReport::Outcome::kDelivered:
       ForgetMissingTopicToken(report.token);
+      if (entry.timestamp_ms > 0) {
+        double latency = static_cast<double>(WallMicros(env_.clock)) / 1e6 -
+                         static_cast<double>(entry.timestamp_ms) / 1e3;
+        metrics_->delivery_latency.Observe(std::max(latency, 0.0));
+      }
+      if (entry.type_series) {
+        entry.type_series->published->Inc();
+        if (entry.type_series->account_published) entry.type_series->account_published->Inc();
+      }
       if (entry.kind == RecordKind::kLive) metrics_->published.Inc();
       if (entry.kind == RecordKind::kBackfilled) metrics_->backfilled.Inc();
       if (entry.message_id && *entry.message_id > last_published_message_id_) {
@@ -1043,7 +1112,8 @@ void Account::PublishGapRecord(const LostQueue& lost) {
                {{"error", produced.message()}});
     return;
   }
-  in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl});
+  in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl,
+                                            record.timestamp_ms});
 }
 
 void Account::RunBackfillBatch() {
@@ -1111,7 +1181,7 @@ void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) 
       break;
     }
     in_flight_.emplace(record.token, InFlight{generation_, -1, message.header.message_id,
-                                              RecordKind::kBackfilled});
+                                              RecordKind::kBackfilled, record.timestamp_ms});
     ++backfill_outstanding_;
     backfill_batch_last_ = *message.header.message_id;
   }
@@ -1160,6 +1230,11 @@ void Account::NotePacing(const RateLimitInfo& info) {
   not_before_ = env_.clock.Now() + DurationFromSeconds(std::min(spacing, 60.0));
 }
 
+void Account::NoteEventReceived() {
+  last_event_unix_ms_ = receive_time_ms_;
+  metrics_->last_event.Set(static_cast<double>(receive_time_ms_) / 1000.0);
+}
+
 uint64_t Account::forwarded() const {
   return metrics_->published.value() + metrics_->backfilled.value();
 }
@@ -1173,6 +1248,7 @@ AccountSnapshot Account::Snapshot() const {
   snapshot.last_received = watermark_.last_received();
   snapshot.in_flight = in_flight_.size();
   snapshot.forwarded = forwarded();
+  if (last_event_unix_ms_ > 0) snapshot.last_event_unix_ms = last_event_unix_ms_;
   snapshot.parked_reason = parked_reason_;
   snapshot.last_error = last_error_;
   return snapshot;

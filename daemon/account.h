@@ -108,6 +108,8 @@ struct AccountEnv {
   // Asks the owner to commit the checkpoint store at the end of this loop turn and then call
   // OnCommitted() on the account. Called after the account staged its checkpoint.
   std::function<void(Account&)> request_commit;
+  // metrics.per_account_type: also count events per account and type (series account x type).
+  bool per_account_type_metrics = false;
 };
 
 // What /readyz, `status` and STATUS= show about an account.
@@ -119,6 +121,8 @@ struct AccountSnapshot {
   int64_t last_received = -1;
   size_t in_flight = 0;    // records produced and not yet settled
   uint64_t forwarded = 0;  // records Kafka acknowledged since start (live and backfilled)
+  // Wall time the last event (not a heartbeat) arrived from the queue; nullopt before the first.
+  std::optional<int64_t> last_event_unix_ms;
   std::string parked_reason;
   std::string last_error;
 };
@@ -173,11 +177,14 @@ class Account {
 
  private:
   enum class RecordKind { kLive, kBackfilled, kControl };
+  struct TypeSeries;  // the metrics of one event type (account.cc)
   struct InFlight {
     uint64_t generation;  // which queue the event came from (a lost queue's ids don't settle)
     int64_t event_id;     // -1 for backfilled and control records
     std::optional<int64_t> message_id;
     RecordKind kind = RecordKind::kLive;
+    int64_t timestamp_ms = 0;  // the record's timestamp: when the daemon received the event
+    const TypeSeries* type_series = nullptr;  // live events: counted as published by type
   };
   // What the gap record of a lost queue says; kept from the loss to the new queue's commit.
   struct LostQueue {
@@ -237,6 +244,8 @@ class Account {
   uint64_t NextToken();
   void SetState(AccountState state);
   void NotePacing(const RateLimitInfo& info);
+  // An event (not a heartbeat) arrived: the last event time and its gauge.
+  void NoteEventReceived();
   Checkpoint CurrentCheckpoint(int64_t watermark) const;
 
   const AccountConfig config_;
@@ -259,6 +268,7 @@ class Account {
   int64_t last_published_message_id_ = -1;
   int64_t registered_at_unix_ms_ = 0;
   int64_t last_good_poll_unix_ms_ = 0;
+  int64_t last_event_unix_ms_ = 0;  // 0: no event yet (heartbeats do not count)
   // Message events with ids up to this were published already (by the backfill, or before a
   // restart): the queue's copies are settled without publishing them again.
   int64_t skip_messages_through_ = -1;

@@ -6,9 +6,11 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
+#include "daemon/clock.h"
 #include "daemon/log.h"
 #include "daemon/supervisor.h"
 
@@ -43,6 +45,9 @@ std::string ReadyBody(const Supervisor& supervisor) {
   w.Key("accounts");
   w.StartArray();
   std::vector<std::string> parked;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             RealClock::Instance().WallNow().time_since_epoch())
+                             .count();
   for (const AccountSnapshot& a : supervisor.AccountSnapshots()) {
     w.StartObject();
     w.Key("name");
@@ -58,6 +63,12 @@ std::string ReadyBody(const Supervisor& supervisor) {
     w.Int64(a.last_received);
     w.Key("in_flight");
     w.Uint64(a.in_flight);
+    w.Key("last_event_age_secs");
+    if (a.last_event_unix_ms) {
+      w.Double(std::max<int64_t>(now_ms - *a.last_event_unix_ms, 0) / 1000.0);
+    } else {
+      w.Null();
+    }
     if (!a.parked_reason.empty()) {
       w.Key("parked_reason");
       w.String(a.parked_reason);

@@ -51,8 +51,10 @@ std::string FormatValue(double v) {
     std::snprintf(buf, sizeof buf, "%.0f", v);
     return buf;
   }
+  // 15 significant digits: every digit a double holds exactly, so a Unix timestamp keeps its
+  // milliseconds (9 digits rounded it to 10 s) and sums show no binary noise.
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
+  std::snprintf(buf, sizeof buf, "%.15g", v);
   return buf;
 }
 

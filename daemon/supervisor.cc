@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "daemon/health_server.h"
+#include "daemon/kafka_statistics.h"
 #include "daemon/log.h"
 #include "daemon/version.h"
 
@@ -91,6 +92,14 @@ Status Supervisor::StartUp() {
   KafkaPublisherOptions kafka;
   kafka.brokers = JoinBrokers(config_.kafka.brokers);
   for (const auto& [name, value] : config_.kafka.properties) kafka.properties[name] = value;
+  // librdkafka's statistics feed a few gauges; an explicit statistics.interval.ms (0: off) wins.
+  kafka.properties.emplace("statistics.interval.ms", kDefaultKafkaStatisticsIntervalMs);
+  kafka.on_statistics =
+      [stats = std::make_shared<KafkaStatisticsMetrics>(metrics_)](std::string_view json) {
+        if (Status updated = stats->Update(json); !updated.ok()) {
+          LogWarn("Kafka statistics", {{"error", updated.message()}});
+        }
+      };
   kafka.on_delivery = [this](std::vector<DeliveryReport> reports) {
     loop_->Post(
         [this, reports = std::move(reports)]() mutable { OnDeliveries(std::move(reports)); });
@@ -155,6 +164,7 @@ void Supervisor::AddAccount(const AccountConfig& account_config, Clock::Duration
   AccountEnv env{
       *loop_,         *transport_, *publisher_, *checkpoints_,
       *dead_letters_, metrics_,    clock_,      [this](Account& a) { RequestCommit(&a); }};
+  env.per_account_type_metrics = config_.metrics.per_account_type;
   accounts_[slot] = std::make_unique<Account>(
       account_config, RouterOptions(config_.kafka, account_config), AccountBackoff(), slot, env);
   Account* raw = accounts_[slot].get();

@@ -230,6 +230,7 @@ class AccountTest : public ::testing::Test {
     AccountEnv env{
         *loop_,  *transport_, *publisher_, *store_,
         *spool_, metrics_,    clock_,      [this](Account& account) { RequestCommit(account); }};
+    env.per_account_type_metrics = per_account_type_;
     OnLoop([&] { account_ = std::make_unique<Account>(config_, router_, backoff_, 0, env); });
   }
 
@@ -375,7 +376,8 @@ class AccountTest : public ::testing::Test {
   std::unique_ptr<KafkaPublisher> publisher_;
   std::unique_ptr<Account> account_;
 
-  std::string brokers_;  // when set, instead of cluster_'s
+  std::string brokers_;            // when set, instead of cluster_'s
+  bool per_account_type_ = false;  // metrics.per_account_type
   AccountConfig config_;
   EventRouterOptions router_;
   BackoffPolicy backoff_;
@@ -1262,6 +1264,94 @@ TEST_F(AccountTest, MissingTopicHoldsTheAccountSaysSoOnceAMinuteAndGoesOnOnceItE
                 .value(),
             2u);
   ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+// The latency histogram observes each acknowledged record once, from the record's timestamp
+// (when its event arrived) to the acknowledgement.
+TEST_F(AccountTest, DeliveryLatencyHistogramCountsEveryAcknowledgedRecord) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), Heartbeat(1), Typing(2), Typing(3)}));
+  ASSERT_TRUE(WaitForReports(3));
+  ASSERT_TRUE(AllHeldDelivered());
+  Histogram& latency = metrics_.GetHistogram("zb_kafka_delivery_latency_seconds", "", {});
+  EXPECT_EQ(latency.count(), 0u) << "observed before the acknowledgement reached the account";
+
+  Advance(2s);  // Kafka's acknowledgements reach the account two seconds after the events
+  Deliver({0, 1});
+  EXPECT_EQ(latency.count(), 2u);
+  Deliver();
+  EXPECT_EQ(latency.count(), 3u) << "one observation per acknowledged record, none for heartbeats";
+  EXPECT_DOUBLE_EQ(latency.sum(), 6.0);
+  const std::vector<double>& bounds = latency.upper_bounds();
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    // Every observation is 2 s: in the first bucket whose bound is at least 2 s.
+    bool first_at_least_two = bounds[i] >= 2.0 && (i == 0 || bounds[i - 1] < 2.0);
+    EXPECT_EQ(latency.bucket_count(i), first_at_least_two ? 3u : 0u) << "le=" << bounds[i];
+  }
+}
+
+TEST_F(AccountTest, PerTypePublishedCountsOnlyAcknowledgedEventsAndNoAccountTypeSeriesByDefault) {
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), Typing(1)}));
+  ASSERT_TRUE(WaitForReports(2));
+  Counter& published =
+      metrics_.GetCounter("zb_type_events_published_total", "", {{"type", "typing"}});
+  EXPECT_EQ(published.value(), 0u) << "counted as published before Kafka acknowledged";
+  Deliver();
+  EXPECT_EQ(published.value(), 2u);
+  EXPECT_EQ(metrics_.GetCounter("zb_type_events_received_total", "", {{"type", "typing"}}).value(),
+            2u);
+  std::string text = metrics_.RenderPrometheus();
+  EXPECT_EQ(text.find("zb_account_type_events"), std::string::npos) << text;
+}
+
+TEST_F(AccountTest, PerAccountTypeSeriesAppearWhenConfigured) {
+  per_account_type_ = true;
+  MakeAccount();
+  RegisterQueue();
+  Answer(Events({Typing(0), MessageEvent(1, 100), Typing(2)}));
+  ASSERT_TRUE(WaitForReports(3));
+  Deliver({0, 1});
+  std::string text = metrics_.RenderPrometheus();
+  EXPECT_NE(
+      text.find("zb_account_type_events_received_total{account=\"alice\",type=\"typing\"} 2\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("zb_account_type_events_received_total{account=\"alice\",type=\"message\"} 1\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("zb_account_type_events_published_total{account=\"alice\",type=\"typing\"} 1\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("zb_account_type_events_published_total{account=\"alice\",type=\"message\"} 1\n"),
+      std::string::npos)
+      << text;
+}
+
+TEST_F(AccountTest, LastEventTimeIsTheLastEventNotTheLastHeartbeat) {
+  MakeAccount();
+  RegisterQueue();
+  EXPECT_FALSE(Snapshot().last_event_unix_ms.has_value());
+  Answer(Events({Heartbeat(0)}));
+  EXPECT_FALSE(Snapshot().last_event_unix_ms.has_value()) << "a heartbeat counted as an event";
+
+  const int64_t event_ms = 1735689600000;  // the fake wall clock, untouched so far
+  Answer(Events({Typing(1)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  EXPECT_EQ(Snapshot().last_event_unix_ms, event_ms);
+  Gauge& gauge = metrics_.GetGauge("zb_last_event_timestamp_seconds", "", {{"account", kAccount}});
+  EXPECT_DOUBLE_EQ(gauge.value(), event_ms / 1000.0);
+
+  Advance(30s);
+  Answer(Events({Heartbeat(2)}));
+  EXPECT_EQ(Snapshot().last_event_unix_ms, event_ms) << "a heartbeat moved the last event time";
+  EXPECT_DOUBLE_EQ(gauge.value(), event_ms / 1000.0);
 }
 
 }  // namespace

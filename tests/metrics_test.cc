@@ -26,6 +26,14 @@ TEST(MetricsTest, RendersCountersAndGaugesWithHelpTypeAndLabels) {
       << text;
 }
 
+TEST(MetricsTest, TimestampGaugesKeepTheirMilliseconds) {
+  MetricsRegistry registry;
+  registry.GetGauge("zb_last_event_timestamp_seconds", "h").Set(1795859340.123);
+  EXPECT_NE(registry.RenderPrometheus().find("\nzb_last_event_timestamp_seconds 1795859340.123\n"),
+            std::string::npos)
+      << registry.RenderPrometheus();
+}
+
 TEST(MetricsTest, SameNameAndLabelsIsTheSameSeries) {
   MetricsRegistry registry;
   Counter& a = registry.GetCounter("c_total", "h", {{"account", "a"}});

@@ -71,6 +71,22 @@ TEST_F(OperatorCommandsTest, StatusShowsTheRunningDaemonsAccountsAndFailsWhenNon
   EXPECT_NE(table.find("ACCOUNT"), std::string::npos) << table;
   EXPECT_NE(table.find("ops "), std::string::npos) << table;
   EXPECT_EQ(table.find(kKey), std::string::npos);
+  EXPECT_EQ(table.find(" ago"), std::string::npos) << "a last event before any event\n" << table;
+
+  // An event: the LAST EVENT column shows its age.
+  ASSERT_EQ(zulip_
+                ->PushEvent(kBot, R"({"type":"typing","op":"start","sender":{"user_id":4,)"
+                                  R"("email":"x@example.com"},"recipients":[]})")
+                .size(),
+            1u);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto [code, out] = RunCommand({"status"});
+        table = out;
+        return code == 0 && out.find(" ago") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << table;
 }
 
 TEST_F(OperatorCommandsTest, DecommissionDeletesTheQueueOnlyWithTheDaemonStopped) {

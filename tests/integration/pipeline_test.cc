@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -320,6 +321,87 @@ TEST_F(PipelineTest, ASecondInstanceOnTheSameStateDirectoryRefusesAndNamesTheHol
             std::string::npos)
       << second.Log();
   EXPECT_TRUE(bridge_->running()) << "the first instance must go on";
+  StopBridgeCleanly();
+}
+
+// The value of the series `series` (name and labels exactly as rendered) in a Prometheus text
+// body; nullopt when it is not there.
+std::optional<double> MetricValue(const std::string& body, const std::string& series) {
+  size_t at = body.find("\n" + series + " ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::stod(body.substr(at + series.size() + 2));
+}
+
+// /metrics of a live bridge (issue 10): every acknowledged event is one observation of the
+// delivery latency histogram, librdkafka's statistics reach their gauges, the per-account-type
+// series are there when configured, and /readyz tells the age of the last event.
+TEST_F(PipelineTest, LiveMetricsCountEveryDeliveryAndShowLibrdkafkaStatistics) {
+  SetUpWorld({{"alice", "alice-bot@example.com", "aliceKey0123456789abcdefghijklmn"}},
+             "  properties:\n    statistics.interval.ms: \"200\"\n"
+             "metrics:\n  per_account_type: true\n");
+  StartBridge();
+  std::string queue = WaitForQueues()["alice-bot@example.com"];
+  int port = 0;
+  ASSERT_TRUE(WaitFor([&] { return (port = HealthPortFromLog(bridge_->Log())) > 0; },
+                      std::chrono::seconds(30)));
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+
+  constexpr int kEvents = 25;
+  const std::string typing =
+      R"({"type":"typing","op":"start","sender":{"user_id":4,"email":"x@example.com"},"recipients":[]})";
+  for (int i = 0; i < kEvents; ++i) ASSERT_GE(zulip_->PushEventToQueue(queue, typing), 0);
+
+  std::string body;
+  auto value = [&](const std::string& series) { return MetricValue(body, series); };
+  bool published = WaitFor(
+      [&] {
+        body = HttpGet(url + "/metrics").body;
+        return value("zb_events_published_total{account=\"alice\"}") == kEvents;
+      },
+      std::chrono::seconds(60));
+  ASSERT_TRUE(published) << body;
+  EXPECT_EQ(value("zb_kafka_delivery_latency_seconds_count"), kEvents) << body;
+  EXPECT_EQ(value("zb_kafka_delivery_latency_seconds_bucket{le=\"+Inf\"}"), kEvents) << body;
+  EXPECT_GT(value("zb_kafka_delivery_latency_seconds_sum").value_or(0), 0) << body;
+  EXPECT_EQ(value("zb_type_events_published_total{type=\"typing\"}"), kEvents) << body;
+  EXPECT_EQ(value("zb_account_type_events_received_total{account=\"alice\",type=\"typing\"}"),
+            kEvents)
+      << body;
+  EXPECT_EQ(value("zb_account_type_events_published_total{account=\"alice\",type=\"typing\"}"),
+            kEvents)
+      << body;
+  EXPECT_GT(value("zb_last_event_timestamp_seconds{account=\"alice\"}").value_or(0), 1.7e9) << body;
+
+  // Statistics come every 200 ms: the broker is up, and its round trip has been measured.
+  bool statistics = WaitFor(
+      [&] {
+        body = HttpGet(url + "/metrics").body;
+        return value("zb_kafka_brokers_up").value_or(0) >= 1 &&
+               body.find("\nzb_kafka_broker_rtt_seconds{broker=\"") != std::string::npos;
+      },
+      std::chrono::seconds(30));
+  EXPECT_TRUE(statistics) << body;
+  EXPECT_TRUE(value("zb_kafka_producer_queue_messages").has_value()) << body;
+  EXPECT_TRUE(value("zb_kafka_producer_queue_bytes").has_value()) << body;
+  EXPECT_TRUE(value("zb_kafka_tx_retries_total").has_value()) << body;
+  EXPECT_TRUE(value("zb_kafka_tx_errors_total").has_value()) << body;
+
+  // /readyz: the last event's age, a number of seconds (the snapshot is refreshed every second).
+  rapidjson::Document ready;
+  bool has_age = WaitFor(
+      [&] {
+        ready.Parse(HttpGet(url + "/readyz").body.c_str());
+        if (!ready.IsObject() || !ready.HasMember("accounts")) return false;
+        const rapidjson::Value& accounts = ready["accounts"];
+        return accounts.IsArray() && accounts.Size() == 1 &&
+               accounts[0].HasMember("last_event_age_secs") &&
+               accounts[0]["last_event_age_secs"].IsNumber();
+      },
+      std::chrono::seconds(10));
+  ASSERT_TRUE(has_age);
+  double age = ready["accounts"][0]["last_event_age_secs"].GetDouble();
+  EXPECT_GE(age, 0);
+  EXPECT_LT(age, 600);
   StopBridgeCleanly();
 }
 
