@@ -182,6 +182,15 @@ Status Supervisor::Run() {
   Status started = StartUp();
   if (!started.ok()) return started;
   StartAccounts();
+  // Alerts on refused reloads need the series before the first reload.
+  for (const char* result : {"applied", "refused"}) {
+    metrics_.GetCounter("zb_reloads_total", "Configuration reloads, by result",
+                        {{"result", result}});
+  }
+  metrics_
+      .GetGauge("zb_reload_last_applied",
+                "1 when the last reload was applied (or none was asked), 0 when refused")
+      .Set(1);
 
   if (auto watchdog = SystemdNotifier::WatchdogPingInterval()) {
     PingWatchdog(std::chrono::duration_cast<Clock::Duration>(*watchdog));
@@ -239,6 +248,14 @@ void Supervisor::Reload() {
     outcome.generation = last_reload_.generation + 1;
     last_reload_ = outcome;
   }
+  metrics_
+      .GetCounter("zb_reloads_total", "Configuration reloads, by result",
+                  {{"result", outcome.applied ? "applied" : "refused"}})
+      .Inc();
+  metrics_
+      .GetGauge("zb_reload_last_applied",
+                "1 when the last reload was applied (or none was asked), 0 when refused")
+      .Set(outcome.applied ? 1 : 0);
   if (outcome.applied) {
     LogInfo("configuration reloaded", {{"outcome", outcome.message}});
   } else {

@@ -219,6 +219,12 @@ TEST_F(ReloadTest, InvalidOrRestartOnlyConfigurationKeepsTheRunningOneAndSaysWhy
   EXPECT_NE(restart.find("kafka.properties"), std::string::npos) << restart;
   EXPECT_NE(restart.find("restart"), std::string::npos) << restart;
   EXPECT_TRUE(zulip_->QueuesOf(kBeta.email).empty()) << "beta was started: half applied";
+  // Both refusals (the bare SIGHUP and this one; the invalid file never reached the daemon by
+  // the command) are counted, and the gauge an alert watches says the last one failed.
+  HttpAnswer metrics = HttpGet("http://127.0.0.1:" + std::to_string(http_port_) + "/metrics");
+  EXPECT_NE(metrics.body.find("zb_reloads_total{result=\"refused\"} 2\n"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("zb_reload_last_applied 0\n"), std::string::npos);
 
   Push(kAlpha, queue, 30);
   EXPECT_TRUE(Missing().empty());
