@@ -105,6 +105,14 @@ def main():
     config = yaml.safe_load(config_text)
     claims = {t["metadata"]["name"] for t in sts["volumeClaimTemplates"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    config_mounts = [m for m in container["volumeMounts"] if m["name"] == "config"]
+    if len(config_mounts) != 1 or "subPath" in config_mounts[0]:
+        fail("mount the ConfigMap as a directory without subPath (a subPath mount never sees an "
+             "updated ConfigMap, so a reload would read the old file)")
+    args = container["args"]
+    config_path = args[args.index("--config") + 1]
+    if os.path.dirname(config_path) != config_mounts[0]["mountPath"]:
+        fail(f"--config {config_path} is not in the ConfigMap's mount")
     if mounts.get(config["state_dir"]) not in claims:
         fail(f"state_dir {config['state_dir']} is not on a volumeClaimTemplate")
     if not config["http"]["listen"].startswith("0.0.0.0:"):
