@@ -335,6 +335,7 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   checkpoint.registered_at_unix_ms = registered_at_unix_ms_;
   checkpoint.backfill_active = backfill_active_;
   checkpoint.backfill_anchor_message_id = backfill_anchor_;
+  checkpoint.backfill_until_message_id = backfill_until_;
   checkpoint.register_fingerprint = register_fingerprint_;
   return checkpoint;
 }
@@ -346,6 +347,7 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
     registered_at_unix_ms_ = checkpoint->registered_at_unix_ms;
     backfill_active_ = checkpoint->backfill_active;
     backfill_anchor_ = checkpoint->backfill_anchor_message_id;
+    backfill_until_ = checkpoint->backfill_until_message_id;
   }
   if (checkpoint && !checkpoint->queue_id.empty() && checkpoint->site == config_.site) {
     queue_id_ = checkpoint->queue_id;
@@ -485,6 +487,9 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
     // A first queue: messages up to here predate it, so a later gap never reads them back.
     backfill_anchor_ = *result.max_message_id;
   }
+  // The backfill stops at the newest message of the moment the queue was made: the queue has
+  // every later one.
+  if (backfill_active_) backfill_until_ = result.max_message_id.value_or(-1);
   LogAccount(LogLevel::kInfo, name(), "event queue registered",
              {{"queue_id", queue_id_},
               {"zulip_version", result.zulip_version},
@@ -1128,6 +1133,7 @@ void Account::RunBackfillBatch() {
     if (config_.backfill_from.kind == BackfillFrom::Kind::kTime && backfill_anchor_ < 0) {
       options.min_timestamp = config_.backfill_from.unix_seconds;
     }
+    options.max_message_id = backfill_until_;
     backfill_ = std::make_unique<MessageBackfill>(client_, std::move(options), backfill_anchor_);
     LogAccount(LogLevel::kInfo, name(), "backfilling messages through GET /messages",
                {{"after_message_id", backfill_anchor_}});
@@ -1212,7 +1218,11 @@ void Account::EndBackfill() {
   backfill_active_ = false;
   backfill_.reset();
   metrics_->backfill_in_progress.Set(0);
-  skip_messages_through_ = std::max(skip_messages_through_, last_published_message_id_);
+  // The queue's copies of messages up to the bound are the backfill's: the backfill read them
+  // all (its narrows were read after the queue was made), or they are not visible to it.
+  skip_messages_through_ =
+      std::max({skip_messages_through_, last_published_message_id_, backfill_until_});
+  backfill_until_ = -1;
   StageCheckpoint(AccountState::kCommitting);
 }
 

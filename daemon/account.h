@@ -280,6 +280,9 @@ class Account {
   // The backfill after a gap (or a first start with backfill_from), checkpointed.
   bool backfill_active_ = false;
   int64_t backfill_anchor_ = -1;  // durable: every message up to it is in Kafka
+  // Durable: the new queue's max_message_id, the last message the backfill reads (the queue
+  // has every later one); -1 when the server gave none (no bound).
+  int64_t backfill_until_ = -1;
   std::unique_ptr<MessageBackfill> backfill_;
   size_t backfill_outstanding_ = 0;  // records of the current batch not yet acknowledged
   int64_t backfill_batch_last_ = -1;

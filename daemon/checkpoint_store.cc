@@ -98,6 +98,8 @@ std::string CheckpointStore::Serialize(const Checkpoint& c) {
   w.Bool(c.backfill_active);
   w.Key("anchor_message_id");
   w.Int64(c.backfill_anchor_message_id);
+  w.Key("until_message_id");
+  w.Int64(c.backfill_until_message_id);
   w.EndObject();
   w.Key("registered_at_unix_ms");
   w.Int64(c.registered_at_unix_ms);
@@ -178,6 +180,11 @@ StatusOr<Checkpoint> CheckpointStore::Parse(std::string_view json, std::string_v
       c.backfill_active = active->value.GetBool();
     }
     int64(backfill->value, "anchor_message_id", c.backfill_anchor_message_id);
+    // Optional: checkpoints written before it existed have none (no bound).
+    if (auto until = backfill->value.FindMember("until_message_id");
+        until != backfill->value.MemberEnd() && until->value.IsInt64()) {
+      c.backfill_until_message_id = until->value.GetInt64();
+    }
   }
   if (!missing.ok()) return missing;
   return c;

@@ -55,6 +55,9 @@ struct Checkpoint {
   // are still to be fetched through GET /messages before the new queue is polled.
   bool backfill_active = false;
   int64_t backfill_anchor_message_id = -1;
+  // The newest message the backfill reads (the new queue's max_message_id: it has every later
+  // one); -1 when unknown (no bound).
+  int64_t backfill_until_message_id = -1;
   // When the queue was registered (Unix time, milliseconds); 0 if unknown.
   int64_t registered_at_unix_ms = 0;
   // What the queue was registered with (RegisterFingerprint of the account's configuration);

@@ -176,12 +176,17 @@ Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
   }
   std::deque<BackfilledMessage> page;
   int64_t last_id = cursor.anchor;
+  bool past_bound = false;
   for (rapidjson::Value& message : messages->value.GetArray()) {
     auto id = message.IsObject() ? message.FindMember("id") : rapidjson::Value::MemberIterator();
     if (!message.IsObject() || id == message.MemberEnd() || !id->value.IsInt64()) {
       return Status::Corruption("a message without an integer \"id\"");
     }
     if (id->value.GetInt64() <= last_id) continue;  // not above the anchor: never expected
+    if (options_.max_message_id >= 0 && id->value.GetInt64() > options_.max_message_id) {
+      past_bound = true;  // the new queue has this one and every later one
+      break;
+    }
     last_id = id->value.GetInt64();
     if (options_.min_timestamp > 0) {
       auto sent = message.FindMember("timestamp");
@@ -215,8 +220,9 @@ Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
     out.header.id = -1;
     page.push_back(std::move(out));
   }
-  // An empty page that does not reach the newest message would ask the same page forever.
-  cursor.found_newest = found_newest->value.GetBool() || page.empty();
+  // A page that does not move the anchor (empty, or all past the bound) would ask the same page
+  // forever. Messages read past (min_timestamp) do move it.
+  cursor.found_newest = found_newest->value.GetBool() || past_bound || last_id == cursor.anchor;
   cursor.anchor = last_id;
   for (BackfilledMessage& m : page) cursor.buffer.push_back(std::move(m));
   return Status::Ok();

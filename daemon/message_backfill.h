@@ -52,6 +52,11 @@ struct MessageBackfillOptions {
   // Messages sent before this (Unix seconds, their "timestamp") are read past, not handed out:
   // backfill_from given as a time. 0: none skipped.
   int64_t min_timestamp = 0;
+  // The newest message to hand out (-1: no bound). The owner passes the max_message_id of the
+  // queue it polls next: every message above it is in that queue, and narrows read at
+  // different moments would otherwise end at different ids, so that "everything up to the
+  // last id handed out" would not hold for the earlier narrows.
+  int64_t max_message_id = -1;
 };
 
 struct BackfillBatch {

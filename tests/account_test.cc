@@ -111,6 +111,13 @@ std::string RegisterOk(const std::string& queue_id) {
          R"("event_queue_longpoll_timeout_seconds":90})";
 }
 
+// A register answer with the newest message id of the moment the queue was made.
+std::string RegisterOkWithMaxMessageId(const std::string& queue_id, int64_t max_message_id) {
+  std::string body = RegisterOk(queue_id);
+  body.pop_back();
+  return body + R"(,"max_message_id":)" + std::to_string(max_message_id) + "}";
+}
+
 // A GET /messages page: nothing (left) to backfill.
 std::string NoMessages() {
   return R"({"result":"success","msg":"","messages":[],"anchor":0,"found_anchor":false,)"
@@ -683,6 +690,37 @@ TEST_F(AccountTest, LostQueueBackfillsItsMessagesBeforePollingAndSkipsTheirLiveC
   EXPECT_EQ(LastCall().Param("last_event_id"), "1");
   EXPECT_EQ(counter("zb_duplicates_skipped_total"), 1u);
   ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+TEST_F(AccountTest, TheBackfillStopsAtTheNewQueuesNewestMessageWhichPollingDelivers) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({MessageEvent(0, 100)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  // Message 102 was the newest when q2 was made; 103 came after, so q2 delivers it.
+  Answer(FakeResponse::Json(200, RegisterOkWithMaxMessageId("q2", 102)));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  ASSERT_TRUE(LastCall().durable.has_value());
+  EXPECT_EQ(LastCall().durable->backfill_until_message_id, 102);
+  Answer(FakeResponse::Json(200, MessagesPage({101, 102, 103}, true)));
+  ASSERT_TRUE(WaitForReports(3));  // the gap record, 101 and 102: not 103
+  Deliver();
+  CallRecord get = LastCall();
+  ASSERT_EQ(get.endpoint, "events") << "the backfill read on past the bound";
+  EXPECT_EQ(get.durable->last_published_message_id, 102);
+
+  // q2 has 102 (made just as it registered) and 103: 102 is the backfill's, 103 is published.
+  Answer(Events({MessageEvent(0, 102), MessageEvent(1, 103)}, "q2"));
+  ASSERT_TRUE(WaitForReports(1));
+  Turn();
+  EXPECT_EQ(HeldCount(), 1u);
+  Deliver();
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  EXPECT_EQ(LastCall().durable->last_published_message_id, 103) << "message 103 was lost";
 }
 
 TEST_F(AccountTest, ABackfillInterruptedByACrashResumesFromItsDurableAnchor) {

@@ -197,6 +197,20 @@ TEST_F(MessageBackfillTest, RestartFromADurableAnchorRepeatsNothingBeforeItAndSk
   EXPECT_THAT(ids, ElementsAreArray(want));
 }
 
+TEST_F(MessageBackfillTest, StopsAtTheBoundInEveryNarrowEvenWithMoreMessagesAfterIt) {
+  // The new queue's max_message_id: it has every later message, so the backfill hands out
+  // nothing above it, in either narrow, and is complete there.
+  std::vector<int64_t> all = own_;
+  all.insert(all.end(), public_only_.begin(), public_only_.end());
+  all = Sorted(all);
+  const int64_t bound = all[all.size() / 2];
+  MessageBackfillOptions options = Options(true);
+  options.max_message_id = bound;
+  MessageBackfill backfill(*client_, options, -1);
+  std::vector<int64_t> want(all.begin(), std::upper_bound(all.begin(), all.end(), bound));
+  EXPECT_THAT(Drain(backfill), ElementsAreArray(want));
+}
+
 TEST_F(MessageBackfillTest, AFailedPageIsAskedAgainAndNothingIsLost) {
   fake_zulip::FaultRule fault;
   fault.kind = fake_zulip::FaultRule::Kind::k502;
