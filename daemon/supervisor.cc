@@ -302,21 +302,41 @@ ReloadOutcome Supervisor::ApplyConfig(Config next) {
 
   size_t added = 0, removed = 0, restarted = 0, unchanged = 0;
   std::set<std::string> running;
-  for (size_t slot = 0; slot < accounts_.size(); ++slot) {
-    if (!accounts_[slot] || retiring_.count(static_cast<uint16_t>(slot))) continue;
+  for (size_t i = 0; i < accounts_.size(); ++i) {
+    if (!accounts_[i]) continue;
+    const auto slot = static_cast<uint16_t>(i);
     Account& account = *accounts_[slot];
     running.insert(account.name());
     auto wanted = std::find_if(next.accounts.begin(), next.accounts.end(),
                                [&](const AccountConfig& a) { return a.name == account.name(); });
+    if (auto retiring = retiring_.find(slot); retiring != retiring_.end()) {
+      // Still settling from an earlier reload: it ends the way this configuration says.
+      Retirement& retirement = retiring->second;
+      if (wanted == next.accounts.end()) {
+        ++removed;
+        retirement.next.reset();
+        if (!retirement.finishing) {
+          retirement.remove = true;
+          loop_->CancelTimer(retirement.deadline);
+          retirement.deadline = 0;
+        }
+      } else {
+        ++restarted;
+        retirement.next = *wanted;
+        // A removal not yet past its queue's deletion becomes a restart on the same queue.
+        if (!retirement.finishing) retirement.remove = false;
+      }
+      continue;
+    }
     if (wanted == next.accounts.end()) {
       ++removed;
-      Retire(static_cast<uint16_t>(slot), /*remove=*/true, std::nullopt);
+      Retire(slot, /*remove=*/true, std::nullopt);
     } else if (restart_all || !(*wanted == account.config()) ||
                account.state() == AccountState::kParked) {
       // A parked account is retried even when its configuration is the same: what parked it
       // (a deactivated user, a key file) may have been fixed outside this file.
       ++restarted;
-      Retire(static_cast<uint16_t>(slot), /*remove=*/false, *wanted);
+      Retire(slot, /*remove=*/false, *wanted);
     } else {
       ++unchanged;
     }
@@ -325,14 +345,6 @@ ReloadOutcome Supervisor::ApplyConfig(Config next) {
   for (const AccountConfig& account : next.accounts) {
     if (running.count(account.name)) continue;
     ++added;
-    auto settling = std::find_if(retiring_.begin(), retiring_.end(), [&](const auto& entry) {
-      return accounts_[entry.first]->name() == account.name;
-    });
-    if (settling != retiring_.end()) {
-      // Removed by an earlier reload and still settling: started once that is done.
-      settling->second.next = account;
-      continue;
-    }
     AddAccount(account, kRegistrationSpacing * static_cast<int>(position++));
   }
   config_.accounts = std::move(next.accounts);

@@ -68,7 +68,7 @@ class ReloadTest : public BridgeTest {
   // The configuration with `bots`; `kafka_extra` goes into the kafka section.
   void WriteConfig(const std::vector<Bot>& bots, const std::string& kafka_extra = "") {
     std::string text =
-        "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" + prefix_ +
+        "kafka:\n  brokers: [" + kafka_brokers() + "]\n  topic_template: \"" + prefix_ +
         ".{type}\"\n  flush_timeout_secs: 20\n" + kafka_extra + "state_dir: " + dir_.Sub("state") +
         "\nhttp:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\naccounts:\n";
     for (const Bot& bot : bots) {
@@ -120,6 +120,38 @@ class ReloadTest : public BridgeTest {
     }
   }
 
+  // The broker the bridge and the reads use: the shared one, or this test's own.
+  void TearDown() override {
+    BridgeTest::TearDown();
+    if (!own_broker_.empty()) OwnBroker("stop");  // idempotent
+  }
+
+  std::string kafka_brokers() const { return own_broker_.empty() ? brokers_ : own_broker_; }
+
+  // Runs the broker script on this test's own broker directory; its last output line.
+  std::string OwnBroker(const std::string& verb) {
+    std::string command =
+        std::string(std::getenv("ZB_KAFKA_CTL")) + " " + verb + " " + dir_.Sub("kafka") + " 2>&1";
+    FILE* pipe = popen(command.c_str(), "r");
+    std::string output;
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+    EXPECT_EQ(pclose(pipe), 0) << command << ": " << output;
+    while (!output.empty() && output.back() == '\n') output.pop_back();
+    return output.substr(output.rfind('\n') == std::string::npos ? 0 : output.rfind('\n') + 1);
+  }
+
+  // Records `account` has given to the producer and Kafka has not acknowledged (/readyz).
+  int64_t InFlightOf(const std::string& account) {
+    rapidjson::Document doc = Readyz();
+    if (!doc.IsObject() || !doc.HasMember("accounts")) return -1;
+    for (const auto& a : doc["accounts"].GetArray()) {
+      if (account == a["name"].GetString()) return a["in_flight"].GetInt64();
+    }
+    return -1;
+  }
+
   // Waits until every pushed event is in Kafka; the ones missing.
   std::set<std::pair<std::string, std::string>> Missing() {
     std::set<std::pair<std::string, std::string>> seen;
@@ -131,7 +163,7 @@ class ReloadTest : public BridgeTest {
       }
       return std::includes(seen.begin(), seen.end(), pushed_.begin(), pushed_.end());
     };
-    fill(ReadTopics(brokers_, {prefix_ + ".typing"}, fill, std::chrono::seconds(60)));
+    fill(ReadTopics(kafka_brokers(), {prefix_ + ".typing"}, fill, std::chrono::seconds(90)));
     std::set<std::pair<std::string, std::string>> missing;
     std::set_difference(pushed_.begin(), pushed_.end(), seen.begin(), seen.end(),
                         std::inserter(missing, missing.end()));
@@ -142,6 +174,7 @@ class ReloadTest : public BridgeTest {
   int http_port_ = 0;
   std::unique_ptr<FakeZulip> zulip_;
   std::set<std::pair<std::string, std::string>> pushed_;
+  std::string own_broker_;  // set by tests that stop their broker
 };
 
 TEST_F(ReloadTest, AddsAndRemovesAccountsAndLeavesTheUnchangedOneAlone) {
@@ -177,6 +210,47 @@ TEST_F(ReloadTest, AddsAndRemovesAccountsAndLeavesTheUnchangedOneAlone) {
   EXPECT_EQ(StateOf("beta"), "");
   EXPECT_EQ(LinesWith(bridge_->Log(), "event queue registered", "account=alpha"), 1)
       << "alpha registered more than once";
+}
+
+// A removed account waits for Kafka to acknowledge its events before its queue is deleted; a
+// reload that brings it back meanwhile turns the removal into a restart on the same queue.
+// Runs a broker of its own, since it stops it.
+TEST_F(ReloadTest, AnAccountRemovedWhileKafkaIsDownKeepsItsQueueAndComesBackOnIt) {
+  if (std::getenv("ZB_KAFKA_CTL") == nullptr) {
+    if (RunningInCi()) FAIL() << "ZB_KAFKA_CTL is not set under CI";
+    GTEST_SKIP() << "ZB_KAFKA_CTL is not set; run the tests through ./dev test";
+  }
+  own_broker_ = OwnBroker("start");
+  ASSERT_FALSE(own_broker_.empty());
+  WriteConfig({kAlpha, kBeta});
+  StartBridge();
+  std::string alpha_queue = QueueOf(kAlpha);
+  QueueOf(kBeta);
+  Push(kAlpha, alpha_queue, 5);
+  ASSERT_TRUE(Missing().empty());
+
+  OwnBroker("stop");
+  Push(kAlpha, alpha_queue, 5);
+  ASSERT_TRUE(WaitFor([&] { return InFlightOf("alpha") > 0; }, std::chrono::seconds(30)));
+  WriteConfig({kBeta});
+  auto [removed_code, removed] = RunCommand({"reload"});
+  EXPECT_EQ(removed_code, 0) << removed;
+  EXPECT_NE(removed.find("0 added, 1 removed"), std::string::npos) << removed;
+  // Its events are not acknowledged: the queue stays, so nothing is lost.
+  EXPECT_EQ(zulip_->QueuesOf(kAlpha.email), std::vector<std::string>{alpha_queue});
+
+  WriteConfig({kAlpha, kBeta});
+  auto [back_code, back] = RunCommand({"reload"});
+  EXPECT_EQ(back_code, 0) << back;
+  EXPECT_NE(back.find("0 added, 0 removed, 1 restarted, 1 unchanged"), std::string::npos) << back;
+
+  OwnBroker("start");
+  Push(kAlpha, alpha_queue, 5);
+  EXPECT_TRUE(Missing().empty());
+  EXPECT_TRUE(WaitFor([&] { return StateOf("alpha") == "polling"; }, std::chrono::seconds(30)));
+  EXPECT_EQ(zulip_->QueuesOf(kAlpha.email), std::vector<std::string>{alpha_queue})
+      << "the removal went on after the account came back";
+  StopBridge();
 }
 
 TEST_F(ReloadTest, InvalidOrRestartOnlyConfigurationKeepsTheRunningOneAndSaysWhy) {
