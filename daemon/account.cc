@@ -414,15 +414,23 @@ void Account::DeleteQueueAtZulip(std::function<void(bool gone)> done) {
     done(true);
     return;
   }
-  delete_request_ = client_.DeleteQueue(queue_id_, [this, done](ZulipOutcome outcome) {
+  DeleteQueue(queue_id_, std::move(done));
+}
+
+void Account::DeleteQueue(const std::string& queue_id, std::function<void(bool gone)> done) {
+  delete_request_ = client_.DeleteQueue(queue_id, [this, queue_id, done](ZulipOutcome outcome) {
     delete_request_ = 0;
+    // A queue Zulip no longer knows is as good as deleted.
     bool gone = outcome.ok() || outcome.kind == ZulipErrorKind::kQueueLost;
-    if (!gone) {
+    if (gone) {
+      LogAccount(LogLevel::kInfo, name(), "event queue deleted", {{"queue_id", queue_id}});
+    } else {
+      // Nothing is lost by keeping it: Zulip drops it after its lifespan.
       LogAccount(LogLevel::kWarn, name(),
                  "could not delete the event queue; Zulip drops it after its lifespan",
-                 {{"queue_id", queue_id_}, {"error", outcome.status.message()}});
+                 {{"queue_id", queue_id}, {"error", outcome.status.message()}});
     }
-    done(gone);
+    if (done) done(gone);
   });
 }
 
@@ -529,7 +537,11 @@ void Account::OnCommitted(const Status& status) {
       PublishGapRecord(*lost_queue_);
       lost_queue_.reset();
     }
-    if (queue_committed && !replaced_queue_id_.empty()) DeleteReplacedQueue();
+    if (queue_committed && !replaced_queue_id_.empty()) {
+      // The new queue is durable: the old one is not needed to resume any more.
+      DeleteQueue(replaced_queue_id_, nullptr);
+      replaced_queue_id_.clear();
+    }
     if (queue_committed || backfill_ != nullptr) {
       if (backfill_retry_) {
         // A page or a record failed: wait as that failure asks, then read on.
@@ -1045,23 +1057,6 @@ Account::LostQueue Account::FactsOfQueueLeft(std::string reason) const {
   lost.detected_at_unix_ms = WallMillis(env_.clock);
   lost.reason = std::move(reason);
   return lost;
-}
-
-void Account::DeleteReplacedQueue() {
-  std::string old_queue = std::move(replaced_queue_id_);
-  replaced_queue_id_.clear();
-  delete_request_ = client_.DeleteQueue(old_queue, [this, old_queue](ZulipOutcome outcome) {
-    delete_request_ = 0;
-    if (outcome.ok() || outcome.kind == ZulipErrorKind::kQueueLost) {
-      LogAccount(LogLevel::kInfo, name(), "replaced event queue deleted",
-                 {{"queue_id", old_queue}});
-      return;
-    }
-    // Nothing is lost by keeping it: Zulip drops it after its lifespan.
-    LogAccount(LogLevel::kWarn, name(),
-               "could not delete the replaced event queue; Zulip drops it after its lifespan",
-               {{"queue_id", old_queue}, {"error", outcome.status.message()}});
-  });
 }
 
 void Account::LoseQueue(const std::string& reason) {

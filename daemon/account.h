@@ -231,9 +231,11 @@ class Account {
   void LoseQueue(const std::string& reason);
   // What the gap record says about the queue being left, as of now.
   LostQueue FactsOfQueueLeft(std::string reason) const;
-  // The old queue of a configuration change, once the new one is durable: deleted, so Zulip
-  // does not keep it (and the bot counted as online) for its whole lifespan.
-  void DeleteReplacedQueue();
+  // DELETE /events for `queue_id` (the account's queue when it is removed, or the old queue
+  // of a configuration change once the new one is durable, so that Zulip does not keep it,
+  // and the bot counted as online, for its whole lifespan). Logs the outcome; `done`, if set,
+  // learns whether the queue is gone.
+  void DeleteQueue(const std::string& queue_id, std::function<void(bool gone)> done);
   // Gaps (DESIGN.md "Gaps"): the gap record, then the backfill one batch at a time, each batch
   // acknowledged by Kafka and its anchor made durable before the next.
   void PublishGapRecord(const LostQueue& lost);
