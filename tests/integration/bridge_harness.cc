@@ -209,6 +209,20 @@ int64_t FakeZulip::PushEventToQueue(const std::string& queue_id, const std::stri
   return doc["queues"][0]["id"].GetInt64();
 }
 
+std::string FakeZulip::WaitForOneQueue(const std::string& email, const std::string& not_this,
+                                       std::chrono::milliseconds timeout) {
+  std::string queue;
+  WaitFor(
+      [&] {
+        std::vector<std::string> queues = QueuesOf(email);
+        if (queues.size() != 1 || queues[0] == not_this) return false;
+        queue = queues[0];
+        return true;
+      },
+      timeout);
+  return queue;
+}
+
 std::vector<std::string> FakeZulip::QueuesOf(const std::string& email) {
   HttpAnswer answer = ControlGet("/_fake/queues");
   std::vector<std::string> ids;
@@ -538,6 +552,36 @@ int FreeLoopbackPort() {
   }
   close(fd);
   return port;
+}
+
+PrivateBroker::PrivateBroker(std::string dir, std::string kafka_version)
+    : dir_(std::move(dir)), kafka_version_(std::move(kafka_version)) {}
+
+PrivateBroker::~PrivateBroker() {
+  if (std::getenv("ZB_KAFKA_CTL") != nullptr) Run("stop");  // idempotent
+}
+
+std::string PrivateBroker::Run(const std::string& verb) {
+  const char* ctl = std::getenv("ZB_KAFKA_CTL");
+  if (ctl == nullptr) {
+    ADD_FAILURE() << "ZB_KAFKA_CTL is not set";
+    return "";
+  }
+  std::string command = std::string(ctl) + " " + verb + " " + dir_ + " 2>&1";
+  if (!kafka_version_.empty()) command = "ZB_KAFKA_VERSION=" + kafka_version_ + " " + command;
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    ADD_FAILURE() << "cannot run: " << command;
+    return "";
+  }
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  EXPECT_EQ(pclose(pipe), 0) << "broker " << verb << ": " << output;
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  size_t last_line = output.rfind('\n');
+  return last_line == std::string::npos ? output : output.substr(last_line + 1);
 }
 
 void BridgeTest::SetUp() {

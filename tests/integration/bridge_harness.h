@@ -70,6 +70,10 @@ class FakeZulip {
   int64_t PushEventToQueue(const std::string& queue_id, const std::string& event_json);
   // Queue ids currently registered for `email`.
   std::vector<std::string> QueuesOf(const std::string& email);
+  // Waits until `email` has exactly one queue, other than `not_this`; its id, or "" when that
+  // did not happen within `timeout`.
+  std::string WaitForOneQueue(const std::string& email, const std::string& not_this = "",
+                              std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Every event the server made for `queue_id`: id -> exact event bytes.
   std::map<int64_t, std::string> GroundTruth(const std::string& queue_id);
   Subprocess& process() { return *process_; }
@@ -144,6 +148,25 @@ std::string BasicAuthorization(const std::string& email, const std::string& api_
 // the variables are unset or it did not finish within `timeout`).
 int KafkaCtl(const std::string& verb, std::chrono::milliseconds timeout);
 bool KafkaCtlAvailable();
+
+// A broker of a test's own (tests/kafka/broker on a directory of the test's), for tests that
+// stop it or need another Kafka release (`kafka_version`, empty: the script's own), so that no
+// other test is disturbed. Stopped when destroyed.
+class PrivateBroker {
+ public:
+  explicit PrivateBroker(std::string dir, std::string kafka_version = "");
+  ~PrivateBroker();
+  PrivateBroker(const PrivateBroker&) = delete;
+  PrivateBroker& operator=(const PrivateBroker&) = delete;
+  // Runs `broker <verb> DIR` (start, stop, secure-address...) and returns its last output line
+  // (the address, for start); a test failure when it fails or ZB_KAFKA_CTL is unset.
+  std::string Run(const std::string& verb);
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::string kafka_version_;
+};
 
 // The port the bridge's health server bound, read from its log line "HTTP listener up"; 0 when
 // it is not there yet.

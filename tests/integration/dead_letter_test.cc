@@ -177,15 +177,8 @@ TEST_F(DeadLetterTest, RecordAboveTheBrokersLimitIsSpooledTheAccountGoesOnAndRep
   Admin admin(brokers_);
   ASSERT_TRUE(admin.CreateTopic(topic(), "4096").ok());
   StartBridge();
-  std::vector<std::string> queues;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        queues = zulip_->QueuesOf(kEmail);
-        return queues.size() == 1;
-      },
-      30s))
-      << bridge_->Log();
-  const std::string queue = queues[0];
+  const std::string queue = zulip_->WaitForOneQueue(kEmail);
+  ASSERT_FALSE(queue.empty()) << bridge_->Log();
 
   // One event per poll, so that the big one travels in a record batch of its own (the broker
   // refuses a batch, not a record: a small record in the same batch would be spooled with it).
@@ -268,15 +261,9 @@ TEST_F(DeadLetterTest, MissingTopicHoldsTheAccountLoudlyAndItGoesOnOnceTheTopicE
       "  properties:\n    allow.auto.create.topics: \"false\"\n"
       "    topic.metadata.propagation.max.ms: 1000\n");
   StartBridge();
-  std::vector<std::string> queues;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        queues = zulip_->QueuesOf(kEmail);
-        return queues.size() == 1;
-      },
-      30s))
-      << bridge_->Log();
-  const int64_t first = zulip_->PushEventToQueue(queues[0], Typing("start"));
+  const std::string queue = zulip_->WaitForOneQueue(kEmail);
+  ASSERT_FALSE(queue.empty()) << bridge_->Log();
+  const int64_t first = zulip_->PushEventToQueue(queue, Typing("start"));
   ASSERT_GE(first, 0);
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -291,7 +278,7 @@ TEST_F(DeadLetterTest, MissingTopicHoldsTheAccountLoudlyAndItGoesOnOnceTheTopicE
 
   Admin admin(brokers_);
   ASSERT_TRUE(admin.CreateTopic(topic(), "1048588").ok());
-  const int64_t second = zulip_->PushEventToQueue(queues[0], Typing("stop"));
+  const int64_t second = zulip_->PushEventToQueue(queue, Typing("stop"));
   ASSERT_GE(second, 0);
   std::map<int64_t, ReadRecord> landed = ReadTyping({first, second}, 90s);
   EXPECT_EQ(landed.count(first), 1u) << bridge_->Log();

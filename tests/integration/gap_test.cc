@@ -74,16 +74,8 @@ class GapTest : public BridgeTest {
   }
 
   std::string WaitForQueue(const std::string& not_this = "") {
-    std::string queue;
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          std::vector<std::string> ids = zulip_->QueuesOf(kBot);
-          if (ids.size() != 1 || ids[0] == not_this) return false;
-          queue = ids[0];
-          return true;
-        },
-        std::chrono::seconds(30)))
-        << "no new queue for the bot";
+    std::string queue = zulip_->WaitForOneQueue(kBot, not_this);
+    EXPECT_FALSE(queue.empty()) << "no new queue for the bot";
     return queue;
   }
 

@@ -36,15 +36,8 @@ class OperatorCommandsTest : public BridgeTest {
 
   std::string StartDaemonAndWaitForItsQueue() {
     StartBridge();
-    std::string queue;
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          std::vector<std::string> queues = zulip_->QueuesOf(kBot);
-          if (queues.size() != 1) return false;
-          queue = queues[0];
-          return true;
-        },
-        std::chrono::seconds(30)));
+    std::string queue = zulip_->WaitForOneQueue(kBot);
+    EXPECT_FALSE(queue.empty()) << "the daemon registered no queue";
     return queue;
   }
 

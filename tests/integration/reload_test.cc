@@ -80,16 +80,8 @@ class ReloadTest : public BridgeTest {
 
   // The one queue of `bot` (waiting for it to be exactly one).
   std::string QueueOf(const Bot& bot) {
-    std::string queue;
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          std::vector<std::string> queues = zulip_->QueuesOf(bot.email);
-          if (queues.size() != 1) return false;
-          queue = queues[0];
-          return true;
-        },
-        std::chrono::seconds(30)))
-        << "no queue for " << bot.name;
+    std::string queue = zulip_->WaitForOneQueue(bot.email);
+    EXPECT_FALSE(queue.empty()) << "no queue for " << bot.name;
     return queue;
   }
 
@@ -121,26 +113,8 @@ class ReloadTest : public BridgeTest {
   }
 
   // The broker the bridge and the reads use: the shared one, or this test's own.
-  void TearDown() override {
-    BridgeTest::TearDown();
-    if (!own_broker_.empty()) OwnBroker("stop");  // idempotent
-  }
 
   std::string kafka_brokers() const { return own_broker_.empty() ? brokers_ : own_broker_; }
-
-  // Runs the broker script on this test's own broker directory; its last output line.
-  std::string OwnBroker(const std::string& verb) {
-    std::string command =
-        std::string(std::getenv("ZB_KAFKA_CTL")) + " " + verb + " " + dir_.Sub("kafka") + " 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    std::string output;
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-    EXPECT_EQ(pclose(pipe), 0) << command << ": " << output;
-    while (!output.empty() && output.back() == '\n') output.pop_back();
-    return output.substr(output.rfind('\n') == std::string::npos ? 0 : output.rfind('\n') + 1);
-  }
 
   // Records `account` has given to the producer and Kafka has not acknowledged (/readyz).
   int64_t InFlightOf(const std::string& account) {
@@ -220,7 +194,8 @@ TEST_F(ReloadTest, AnAccountRemovedWhileKafkaIsDownKeepsItsQueueAndComesBackOnIt
     if (RunningInCi()) FAIL() << "ZB_KAFKA_CTL is not set under CI";
     GTEST_SKIP() << "ZB_KAFKA_CTL is not set; run the tests through ./dev test";
   }
-  own_broker_ = OwnBroker("start");
+  PrivateBroker broker(dir_.Sub("kafka"));
+  own_broker_ = broker.Run("start");
   ASSERT_FALSE(own_broker_.empty());
   WriteConfig({kAlpha, kBeta});
   StartBridge();
@@ -229,7 +204,7 @@ TEST_F(ReloadTest, AnAccountRemovedWhileKafkaIsDownKeepsItsQueueAndComesBackOnIt
   Push(kAlpha, alpha_queue, 5);
   ASSERT_TRUE(Missing().empty());
 
-  OwnBroker("stop");
+  broker.Run("stop");
   Push(kAlpha, alpha_queue, 5);
   ASSERT_TRUE(WaitFor([&] { return InFlightOf("alpha") > 0; }, std::chrono::seconds(30)));
   WriteConfig({kBeta});
@@ -244,7 +219,7 @@ TEST_F(ReloadTest, AnAccountRemovedWhileKafkaIsDownKeepsItsQueueAndComesBackOnIt
   EXPECT_EQ(back_code, 0) << back;
   EXPECT_NE(back.find("0 added, 0 removed, 1 restarted, 1 unchanged"), std::string::npos) << back;
 
-  OwnBroker("start");
+  broker.Run("start");
   Push(kAlpha, alpha_queue, 5);
   EXPECT_TRUE(Missing().empty());
   EXPECT_TRUE(WaitFor([&] { return StateOf("alpha") == "polling"; }, std::chrono::seconds(30)));

@@ -85,30 +85,6 @@ class FakeNotifySocket {
   std::thread reader_;
 };
 
-// A broker of this test's own, so that stopping it disturbs no other test.
-class PrivateBroker {
- public:
-  explicit PrivateBroker(std::string dir) : dir_(std::move(dir)) {}
-  ~PrivateBroker() { Run("stop"); }
-  // Runs `broker <verb> DIR`; its output (the address, for start).
-  std::string Run(const std::string& verb) {
-    const char* ctl = std::getenv("ZB_KAFKA_CTL");
-    if (ctl == nullptr) return "";
-    std::string output;
-    FILE* pipe = popen((std::string(ctl) + " " + verb + " " + dir_ + " 2>&1").c_str(), "r");
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-    EXPECT_EQ(pclose(pipe), 0) << "broker " << verb << ": " << output;
-    while (!output.empty() && output.back() == '\n') output.pop_back();
-    size_t last_line = output.rfind('\n');
-    return last_line == std::string::npos ? output : output.substr(last_line + 1);
-  }
-
- private:
-  std::string dir_;
-};
-
 class SdNotifyTest : public ::testing::Test {
  protected:
   void SetUp() override {

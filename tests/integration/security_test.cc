@@ -137,16 +137,8 @@ class SecurityTest : public ::testing::Test {
   }
 
   std::string QueueOf(const std::string& email) {
-    std::string queue;
-    bool registered = WaitFor(
-        [&] {
-          std::vector<std::string> ids = zulip_->QueuesOf(email);
-          if (ids.size() != 1) return false;
-          queue = ids[0];
-          return true;
-        },
-        std::chrono::seconds(30));
-    EXPECT_TRUE(registered) << email << " never registered";
+    std::string queue = zulip_->WaitForOneQueue(email);
+    EXPECT_FALSE(queue.empty()) << email << " never registered";
     return queue;
   }
 
@@ -260,17 +252,10 @@ TEST_F(SecurityTest, KafkaOverTlsWithSaslScramGetsEveryEventFromAKafka3Broker) {
     if (RunningInCi()) FAIL() << "ZB_KAFKA3_VERSION is not set under CI";
     GTEST_SKIP() << "ZB_KAFKA3_VERSION is not set; run the tests through ./dev test";
   }
-  const std::string ctl =
-      std::string("ZB_KAFKA_VERSION=") + version + " " + std::getenv("ZB_KAFKA_CTL") + " ";
-  const std::string kafka3 = dir_.Sub("kafka3");
-  struct StopBroker {
-    std::string command;
-    ~StopBroker() { std::system(command.c_str()); }
-  } stop{ctl + "stop " + kafka3 + " >/dev/null 2>&1"};
-  std::string started = Trim(Shell(ctl + "start " + kafka3));
-  brokers_ = started.substr(started.rfind('\n') + 1);
-  secure_brokers_ = Trim(Shell(ctl + "secure-address " + kafka3));
-  kafka_ca_ = kafka3 + "/tls/ca.pem";
+  PrivateBroker kafka3(dir_.Sub("kafka3"), version);
+  brokers_ = kafka3.Run("start");
+  secure_brokers_ = kafka3.Run("secure-address");
+  kafka_ca_ = kafka3.dir() + "/tls/ca.pem";
   ASSERT_FALSE(secure_brokers_.empty());
 
   const std::string key = "scramKey123456789abcdefghijklmno";
