@@ -561,16 +561,9 @@ PrivateBroker::~PrivateBroker() {
   if (std::getenv("ZB_KAFKA_CTL") != nullptr) Run("stop");  // idempotent
 }
 
-std::string PrivateBroker::Run(const std::string& verb) {
-  const char* ctl = std::getenv("ZB_KAFKA_CTL");
-  if (ctl == nullptr) {
-    ADD_FAILURE() << "ZB_KAFKA_CTL is not set";
-    return "";
-  }
-  std::string command = std::string(ctl) + " " + verb + " " + dir_ + " 2>&1";
-  if (!kafka_version_.empty()) command = "ZB_KAFKA_VERSION=" + kafka_version_ + " " + command;
+std::string Shell(const std::string& command) {
   std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
+  FILE* pipe = popen(("(" + command + ") 2>&1").c_str(), "r");
   if (pipe == nullptr) {
     ADD_FAILURE() << "cannot run: " << command;
     return "";
@@ -578,7 +571,20 @@ std::string PrivateBroker::Run(const std::string& verb) {
   char buffer[4096];
   size_t n;
   while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  EXPECT_EQ(pclose(pipe), 0) << "broker " << verb << ": " << output;
+  int status = pclose(pipe);
+  if (status != 0) ADD_FAILURE() << "failed (" << status << "): " << command << "\n" << output;
+  return output;
+}
+
+std::string PrivateBroker::Run(const std::string& verb) {
+  const char* ctl = std::getenv("ZB_KAFKA_CTL");
+  if (ctl == nullptr) {
+    ADD_FAILURE() << "ZB_KAFKA_CTL is not set";
+    return "";
+  }
+  std::string command = std::string(ctl) + " " + verb + " " + dir_;
+  if (!kafka_version_.empty()) command = "ZB_KAFKA_VERSION=" + kafka_version_ + " " + command;
+  std::string output = Shell(command);
   while (!output.empty() && output.back() == '\n') output.pop_back();
   size_t last_line = output.rfind('\n');
   return last_line == std::string::npos ? output : output.substr(last_line + 1);

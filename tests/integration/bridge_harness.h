@@ -149,6 +149,10 @@ std::string BasicAuthorization(const std::string& email, const std::string& api_
 int KafkaCtl(const std::string& verb, std::chrono::milliseconds timeout);
 bool KafkaCtlAvailable();
 
+// Runs `command` with sh, stderr with stdout; its output, and a test failure (naming the
+// command, its status and output) when it fails.
+std::string Shell(const std::string& command);
+
 // A broker of a test's own (tests/kafka/broker on a directory of the test's), for tests that
 // stop it or need another Kafka release (`kafka_version`, empty: the script's own), so that no
 // other test is disturbed. Stopped when destroyed.

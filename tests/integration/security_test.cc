@@ -46,22 +46,6 @@ std::string Trim(std::string s) {
   return s;
 }
 
-// Runs a shell command; its output, or "" and a test failure when it fails.
-std::string Shell(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen(("(" + command + ") 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "cannot run: " << command;
-    return "";
-  }
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  int status = pclose(pipe);
-  if (status != 0) ADD_FAILURE() << "failed (" << status << "): " << command << "\n" << output;
-  return output;
-}
-
 struct Account {
   std::string name;
   std::string email;
