@@ -1210,14 +1210,14 @@ void Account::FinishBackfillBatch() {
 void Account::EndBackfill() {
   LogAccount(LogLevel::kInfo, name(), "backfill complete; polling the new queue",
              {{"messages", backfill_->delivered()}, {"through_message_id", backfill_anchor_}});
+  // The queue's copies of messages up to the bound are the backfill's: the backfill read them
+  // all (its narrows were read after the queue was made), or they are not visible to it.
+  skip_messages_through_ = std::max(
+      {skip_messages_through_, last_published_message_id_, backfill_until_, backfill_->bound()});
+  backfill_until_ = -1;
   backfill_active_ = false;
   backfill_.reset();
   metrics_->backfill_in_progress.Set(0);
-  // The queue's copies of messages up to the bound are the backfill's: the backfill read them
-  // all (its narrows were read after the queue was made), or they are not visible to it.
-  skip_messages_through_ =
-      std::max({skip_messages_through_, last_published_message_id_, backfill_until_});
-  backfill_until_ = -1;
   StageCheckpoint(AccountState::kCommitting);
 }
 

@@ -59,7 +59,7 @@ std::vector<std::string> BackfillNarrows(const AccountConfig& account) {
 
 MessageBackfill::MessageBackfill(ZulipClient& client, MessageBackfillOptions options,
                                  int64_t anchor_message_id)
-    : client_(client), options_(std::move(options)) {
+    : client_(client), options_(std::move(options)), bound_(options_.max_message_id) {
   for (const std::string& narrow : options_.narrows) {
     Cursor cursor;
     cursor.narrow_json = narrow;
@@ -96,6 +96,14 @@ void MessageBackfill::NextBatch(Done done) {
 }
 
 void MessageBackfill::Continue() {
+  if (cursors_.size() > 1 && !cursors_.back().probed) {
+    for (Cursor& cursor : cursors_) {
+      if (!cursor.probed) {
+        Probe(cursor);
+        return;
+      }
+    }
+  }
   while (batch_.messages.size() < options_.batch_size) {
     for (Cursor& cursor : cursors_) {
       if (cursor.buffer.empty() && !cursor.found_newest) {
@@ -154,11 +162,56 @@ void MessageBackfill::Fetch(Cursor& cursor) {
       last_outcome_.kind = ZulipErrorKind::kTransient;
       last_outcome_.status = taken.WithContext("GET /messages");
     }
-    // Whatever the batch holds so far is good; the failed page is asked again next time.
-    delivered_ += batch_.messages.size();
-    Done done = std::move(done_);
-    done_ = nullptr;
-    done(last_outcome_, std::move(batch_));
+    FinishAfterFailure();
+  });
+}
+
+void MessageBackfill::FinishAfterFailure() {
+  // Whatever the batch holds so far is good; the failed request is asked again next time.
+  delivered_ += batch_.messages.size();
+  Done done = std::move(done_);
+  done_ = nullptr;
+  done(last_outcome_, std::move(batch_));
+}
+
+void MessageBackfill::Probe(Cursor& cursor) {
+  GetMessagesRequest request;
+  request.anchor = "newest";
+  request.include_anchor = true;
+  request.num_before = 1;
+  request.num_after = 0;
+  request.narrow_json = cursor.narrow_json;
+  request.apply_markdown = options_.apply_markdown;
+  request.client_gravatar = options_.client_gravatar;
+  size_t index = static_cast<size_t>(&cursor - cursors_.data());
+  request_ = client_.GetMessages(request, [this, index](ZulipReply<std::string> reply) {
+    request_ = 0;
+    last_outcome_ = reply.outcome;
+    if (reply.outcome.ok()) {
+      rapidjson::Document doc;
+      doc.Parse(reply.value.data(), reply.value.size());
+      auto messages = doc.IsObject() ? doc.FindMember("messages") : doc.MemberEnd();
+      if (doc.IsObject() && messages != doc.MemberEnd() && messages->value.IsArray()) {
+        Cursor& cursor = cursors_[index];
+        for (const rapidjson::Value& m : messages->value.GetArray()) {
+          if (m.IsObject() && m.HasMember("id") && m["id"].IsInt64()) {
+            cursor.newest = std::max(cursor.newest, m["id"].GetInt64());
+          }
+        }
+        cursor.probed = true;
+        // Every narrow's newest read: messages above the newest of all come in the queue. A
+        // narrow without messages yet bounds nothing; none at all: nothing to read back.
+        if (index + 1 == cursors_.size()) {
+          bound_ = 0;
+          for (const Cursor& c : cursors_) bound_ = std::max(bound_, c.newest);
+        }
+        Continue();
+        return;
+      }
+      last_outcome_.kind = ZulipErrorKind::kTransient;
+      last_outcome_.status = Status::Corruption("GET /messages: the answer has no \"messages\"");
+    }
+    FinishAfterFailure();
   });
 }
 
@@ -183,7 +236,7 @@ Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
       return Status::Corruption("a message without an integer \"id\"");
     }
     if (id->value.GetInt64() <= last_id) continue;  // not above the anchor: never expected
-    if (options_.max_message_id >= 0 && id->value.GetInt64() > options_.max_message_id) {
+    if (bound_ >= 0 && id->value.GetInt64() > bound_) {
       past_bound = true;  // the new queue has this one and every later one
       break;
     }

@@ -52,10 +52,10 @@ struct MessageBackfillOptions {
   // Messages sent before this (Unix seconds, their "timestamp") are read past, not handed out:
   // backfill_from given as a time. 0: none skipped.
   int64_t min_timestamp = 0;
-  // The newest message to hand out (-1: no bound). The owner passes the max_message_id of the
-  // queue it polls next: every message above it is in that queue, and narrows read at
-  // different moments would otherwise end at different ids, so that "everything up to the
-  // last id handed out" would not hold for the earlier narrows.
+  // The newest message to hand out (-1: no bound) with one narrow: the owner passes the
+  // max_message_id of the queue it polls next (the newest of the account's own messages; the
+  // queue has every later one). Several narrows find their bound themselves (bound()), since
+  // max_message_id does not cover public channels the account is not in.
   int64_t max_message_id = -1;
 };
 
@@ -89,16 +89,29 @@ class MessageBackfill {
   // Messages handed out so far.
   uint64_t delivered() const { return delivered_; }
 
+  // The newest message the backfill hands out (-1: no bound). With several narrows it is the
+  // newest message of any of them, read before their first page: the queue registered before
+  // has every later one, and every message up to it is read, so the queue's copies up to it
+  // are the backfill's. (One narrow read at different moments than another would otherwise
+  // end earlier, and "everything up to the last id handed out" would not hold for it.)
+  int64_t bound() const { return bound_; }
+
  private:
   struct Cursor {
     std::string narrow_json;
     int64_t anchor = -1;        // the next page starts after this id
     bool found_newest = false;  // no page is left to fetch
     std::deque<BackfilledMessage> buffer;
+    bool probed = false;  // its newest message was read (several narrows only)
+    int64_t newest = -1;
   };
 
   void Continue();
   void Fetch(Cursor& cursor);
+  // Reads the newest message of `cursor`'s narrow (for bound_).
+  void Probe(Cursor& cursor);
+  // Hands `done` what the batch holds after a failed request; the request is asked again.
+  void FinishAfterFailure();
   // Parses a page into `cursor`; an error names what is wrong with the body.
   Status TakePage(Cursor& cursor, const std::string& body);
 
@@ -110,6 +123,7 @@ class MessageBackfill {
   ZulipClient::Handle request_ = 0;
   ZulipOutcome last_outcome_;
   uint64_t delivered_ = 0;
+  int64_t bound_ = -1;
 };
 
 }  // namespace zb

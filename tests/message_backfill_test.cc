@@ -197,18 +197,24 @@ TEST_F(MessageBackfillTest, RestartFromADurableAnchorRepeatsNothingBeforeItAndSk
   EXPECT_THAT(ids, ElementsAreArray(want));
 }
 
-TEST_F(MessageBackfillTest, StopsAtTheBoundInEveryNarrowEvenWithMoreMessagesAfterIt) {
-  // The new queue's max_message_id: it has every later message, so the backfill hands out
-  // nothing above it, in either narrow, and is complete there.
-  std::vector<int64_t> all = own_;
-  all.insert(all.end(), public_only_.begin(), public_only_.end());
-  all = Sorted(all);
-  const int64_t bound = all[all.size() / 2];
-  MessageBackfillOptions options = Options(true);
-  options.max_message_id = bound;
-  MessageBackfill backfill(*client_, options, -1);
-  std::vector<int64_t> want(all.begin(), std::upper_bound(all.begin(), all.end(), bound));
-  EXPECT_THAT(Drain(backfill), ElementsAreArray(want));
+TEST_F(MessageBackfillTest, MessagesSentOnceTheBackfillBeganAreLeftToTheNewQueue) {
+  // With several narrows the backfill first reads each one's newest message; messages sent
+  // after that (here: after its first batch, into both narrows) are the new queue's, in every
+  // narrow, so that its copies up to bound() are all the backfill's.
+  std::vector<int64_t> before = own_;
+  before.insert(before.end(), public_only_.begin(), public_only_.end());
+  before = Sorted(before);
+  MessageBackfill backfill(*client_, Options(true), -1);
+  std::vector<int64_t> ids = Drain(backfill, [&](size_t turn, const BackfillBatch&) {
+    if (turn != 0) return;
+    for (const char* channel : {"Denmark", "lonely"}) {
+      fake_zulip::SendMessageRequest late{"iago@zulip.com", channel, "t", {}, "late"};
+      late.count = 2;
+      ASSERT_THAT(zulip_->SendMessages(late).status(), IsOk());
+    }
+  });
+  EXPECT_THAT(ids, ElementsAreArray(before));
+  EXPECT_EQ(backfill.bound(), before.back());
 }
 
 TEST_F(MessageBackfillTest, AFailedPageIsAskedAgainAndNothingIsLost) {
