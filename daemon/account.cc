@@ -23,6 +23,19 @@ constexpr auto kReproduceDelay = std::chrono::seconds(1);
 constexpr auto kRoomRetryDelay = std::chrono::milliseconds(100);
 // How long a record the dead-letter spool refused (full, I/O error) waits before the next try.
 constexpr auto kSpoolRetryDelay = std::chrono::seconds(10);
+// After a queue is lost, the backfill reads back from messages sent this long before the last
+// poll whose events all settled. A message's event reaches the queue when its sending
+// transaction commits, after its "timestamp" is set and possibly after a message with a higher
+// id (FACTS.md §3: ids are assigned at insert, events sent on commit), so neither the highest
+// message id published nor the time of the last poll bounds what the lost queue failed to
+// deliver; a margin that covers commit and queueing delays and clock skew between the bridge
+// and Zulip does. Messages read back that Kafka already has in this run are not published again
+// (PublishedMessages); after a restart they may be (duplicates, never losses).
+constexpr int64_t kBackfillRewindSeconds = 300;
+// How many message ids an account remembers as published (PublishedMessages): enough to skip
+// every copy a backfill and its new queue share in all but the largest gaps (8 bytes and a hash
+// node each).
+constexpr size_t kPublishedMessagesKept = 16384;
 // A missing topic is reported at most this often per account.
 constexpr auto kMissingTopicLogInterval = std::chrono::minutes(1);
 // zb_kafka_delivery_latency_seconds: a healthy local cluster acknowledges in milliseconds,
@@ -311,7 +324,8 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       router_(router_options),
       backoff_(backoff_policy, env_.clock, std::random_device{}()),
       metrics_(
-          std::make_unique<Metrics>(env_.metrics, config.name, env_.per_account_type_metrics)) {}
+          std::make_unique<Metrics>(env_.metrics, config.name, env_.per_account_type_metrics)),
+      published_messages_(kPublishedMessagesKept) {}
 
 Account::~Account() {
   Stop();
@@ -321,9 +335,15 @@ Account::~Account() {
   env_.loop.CancelTimer(reproduce_timer_);
   env_.loop.CancelTimer(room_timer_);
   env_.loop.CancelTimer(spool_timer_);
+  env_.loop.CancelTimer(gap_timer_);
 }
 
-void Account::SetState(AccountState state) { state_ = state; }
+void Account::SetState(AccountState state) {
+  // Stopped and parked are final for this object (a reload builds a new one): a record that
+  // settles, or a commit that completes, afterwards must not bring the account back to life.
+  if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
+  state_ = state;
+}
 
 Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   Checkpoint checkpoint;
@@ -337,17 +357,35 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   checkpoint.backfill_anchor_message_id = backfill_anchor_;
   checkpoint.backfill_until_message_id = backfill_until_;
   checkpoint.register_fingerprint = register_fingerprint_;
+  checkpoint.feature_level = feature_level_;
+  checkpoint.settled_poll_unix_ms = settled_poll_unix_ms_;
+  checkpoint.backfill_rewind_to_unix_seconds = backfill_rewind_to_;
+  for (const PendingGap& gap : pending_gaps_) checkpoint.pending_gap_records.push_back(gap.json);
   return checkpoint;
 }
 
 void Account::Start(std::optional<Checkpoint> checkpoint) {
   if (checkpoint && checkpoint->site == config_.site) {
+    // Not a bound for skipping anything: a lower message may not be in Kafka (acknowledgements
+    // come out of order across partitions, and message events out of id order). Only where a
+    // backfill starts reading.
     last_published_message_id_ = checkpoint->last_published_message_id;
-    skip_messages_through_ = last_published_message_id_;
     registered_at_unix_ms_ = checkpoint->registered_at_unix_ms;
     backfill_active_ = checkpoint->backfill_active;
     backfill_anchor_ = checkpoint->backfill_anchor_message_id;
     backfill_until_ = checkpoint->backfill_until_message_id;
+    backfill_rewind_to_ = checkpoint->backfill_rewind_to_unix_seconds;
+    feature_level_ = checkpoint->feature_level;
+    settled_poll_unix_ms_ = checkpoint->settled_poll_unix_ms;
+    // The gap record's last_good_poll for a loss found on the first poll of this run.
+    last_good_poll_unix_ms_ = settled_poll_unix_ms_;
+  }
+  if (checkpoint) {
+    // Reports of gaps that Kafka had not acknowledged before the stop.
+    for (const std::string& json : checkpoint->pending_gap_records) {
+      pending_gaps_.push_back({json, 0});
+    }
+    ProducePendingGaps();
   }
   if (checkpoint && !checkpoint->queue_id.empty() && checkpoint->site == config_.site) {
     queue_id_ = checkpoint->queue_id;
@@ -406,6 +444,9 @@ void Account::Stop() {
   if (backfill_) backfill_->Cancel();
   env_.loop.CancelTimer(retry_timer_);
   retry_timer_ = 0;
+  // Pending gap records stay in the checkpoint and are published at the next start.
+  env_.loop.CancelTimer(gap_timer_);
+  gap_timer_ = 0;
   if (state_ != AccountState::kParked) SetState(AccountState::kStopped);
 }
 
@@ -435,6 +476,7 @@ void Account::DeleteQueue(const std::string& queue_id, std::function<void(bool g
 }
 
 void Account::Register() {
+  if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
   SetState(AccountState::kRegistering);
   request_ = client_.Register(RegisterFields(config_), [this](ZulipReply<RegisterResult> reply) {
     request_ = 0;
@@ -471,6 +513,8 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
   const bool replaces_queue = !queue_id_.empty();
   queue_id_ = result.queue_id;
   registered_at_unix_ms_ = WallMillis(env_.clock);
+  // Nothing of the new queue is unsettled yet.
+  settled_poll_unix_ms_ = registered_at_unix_ms_;
   feature_level_ = result.zulip_feature_level;
   longpoll_timeout_seconds_ = result.event_queue_longpoll_timeout_seconds;
   // A new queue starts from a fresh checkpoint; its first GET sends -1 so that the events of
@@ -490,6 +534,19 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
     backfill_active_ = true;
     backfill_anchor_ = std::max(last_published_message_id_, backfill_anchor_);
     lost_queue_->last_message_id = backfill_anchor_;
+    // ... and read back from a margin before the last poll whose events all settled: a lower
+    // message than the anchor may not have reached Kafka (kBackfillRewindSeconds). Unknown for
+    // a queue from an older checkpoint: its registration time, or no read back at all.
+    int64_t settled_ms = lost_queue_->settled_poll_unix_ms;
+    backfill_rewind_to_ = settled_ms > 0 ? settled_ms / 1000 - kBackfillRewindSeconds : 0;
+    if (backfill_rewind_to_ == 0) {
+      LogAccount(LogLevel::kWarn, name(),
+                 "the lost queue's last settled poll is unknown (checkpoint of an older "
+                 "version); backfilling from the last published message only",
+                 {{"after_message_id", backfill_anchor_}});
+    }
+    AddGapRecord(*lost_queue_);
+    lost_queue_.reset();
   } else if (!backfill_active_ && result.max_message_id &&
              *result.max_message_id > backfill_anchor_) {
     // A first queue: messages up to here predate it, so a later gap never reads them back.
@@ -507,6 +564,7 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
 
 void Account::StageCheckpoint(AccountState next) {
   staged_watermark_ = next == AccountState::kCommittingQueue ? -1 : watermark_.settled();
+  pending_gaps_changed_ = false;
   env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
   SetState(next);
   env_.request_commit(*this);
@@ -532,11 +590,9 @@ void Account::OnCommitted(const Status& status) {
   bool queue_committed = state_ == AccountState::kCommittingQueue;
   durable_watermark_ = staged_watermark_;
   metrics_->watermark.Set(static_cast<double>(durable_watermark_));
+  // A gap record is produced once it and the new queue are durable together.
+  if (queue_committed) ProducePendingGaps();
   if (backfill_active_) {
-    if (queue_committed && lost_queue_) {
-      PublishGapRecord(*lost_queue_);
-      lost_queue_.reset();
-    }
     if (queue_committed && !replaced_queue_id_.empty()) {
       // The new queue is durable: the old one is not needed to resume any more.
       DeleteQueue(replaced_queue_id_, nullptr);
@@ -558,8 +614,9 @@ void Account::OnCommitted(const Status& status) {
 }
 
 bool Account::StageFinalCheckpoint() {
-  if (queue_id_.empty() || watermark_.settled() <= durable_watermark_) return false;
-  staged_watermark_ = watermark_.settled();
+  if (queue_id_.empty()) return false;
+  if (watermark_.settled() <= durable_watermark_ && !pending_gaps_changed_) return false;
+  staged_watermark_ = std::max(watermark_.settled(), durable_watermark_);
   env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
   return true;
 }
@@ -649,9 +706,9 @@ bool Account::OnEvent(std::string_view event_json) {
     metrics_->duplicates_skipped.Inc();
     return true;
   }
-  if (event.message_id && *event.message_id <= skip_messages_through_ && event.type == "message") {
-    // Published already: by the backfill after a gap, or before a restart whose checkpoint
-    // came after the record but before its event's watermark.
+  if (event.message_id && published_messages_.Contains(*event.message_id)) {
+    // Kafka has this message already (the backfill after a gap read it, or the queue it
+    // replaced delivered it): settled without publishing it twice. Only a proven id is skipped.
     (void)watermark_.ReceiveSettled(event.id);
     metrics_->received.Inc();
     metrics_->duplicates_skipped.Inc();
@@ -763,6 +820,9 @@ void Account::OnPollDone(ZulipOutcome outcome) {
 
 void Account::MaybeAdvance() {
   if (state_ != AccountState::kDraining || !watermark_.all_settled()) return;
+  // Every event of the polls so far is settled: whatever reached the queue before the last
+  // one returned is in Kafka (or deliberately not published).
+  settled_poll_unix_ms_ = last_good_poll_unix_ms_;
   if (watermark_.settled() > durable_watermark_) {
     StageCheckpoint(AccountState::kCommitting);
   } else {
@@ -788,8 +848,11 @@ void Account::OnDelivery(const DeliveryReport& report) {
       }
       if (entry.kind == RecordKind::kLive) metrics_->published.Inc();
       if (entry.kind == RecordKind::kBackfilled) metrics_->backfilled.Inc();
-      if (entry.message_id && *entry.message_id > last_published_message_id_) {
-        last_published_message_id_ = *entry.message_id;
+      if (entry.message_id) {
+        published_messages_.Add(*entry.message_id);
+        if (*entry.message_id > last_published_message_id_) {
+          last_published_message_id_ = *entry.message_id;
+        }
       }
       Settle(report.token);
       return;
@@ -864,10 +927,20 @@ void Account::Settle(uint64_t token) {
       MaybeAdvance();
       return;
     case RecordKind::kBackfilled:
-      // Delivered or dead-lettered: either way the batch is done with it.
-      if (--backfill_outstanding_ == 0) FinishBackfillBatch();
+      // Delivered or dead-lettered: either way the batch is done with it. A batch still being
+      // produced ends when its loop does, never in the middle (a record refused at once settles
+      // inside that loop).
+      if (--backfill_outstanding_ == 0 && !backfill_producing_) FinishBackfillBatch();
       return;
     case RecordKind::kControl:
+      for (auto gap = pending_gaps_.begin(); gap != pending_gaps_.end(); ++gap) {
+        if (gap->token == token) {
+          // In Kafka (or the spool): the next checkpoint forgets it.
+          pending_gaps_.erase(gap);
+          pending_gaps_changed_ = true;
+          break;
+        }
+      }
       return;
   }
 }
@@ -1054,6 +1127,8 @@ Account::LostQueue Account::FactsOfQueueLeft(std::string reason) const {
   lost.last_event_id = durable_watermark_;
   lost.last_message_id = last_published_message_id_;
   lost.last_good_poll_unix_ms = last_good_poll_unix_ms_;
+  lost.settled_poll_unix_ms =
+      settled_poll_unix_ms_ > 0 ? settled_poll_unix_ms_ : registered_at_unix_ms_;
   lost.detected_at_unix_ms = WallMillis(env_.clock);
   lost.reason = std::move(reason);
   return lost;
@@ -1074,7 +1149,7 @@ uint64_t Account::NextToken() {
   return (uint64_t{slot_} << 48) | (next_sequence_++ & kSequenceMask);
 }
 
-void Account::PublishGapRecord(const LostQueue& lost) {
+void Account::AddGapRecord(const LostQueue& lost) {
   GapRecord gap;
   gap.account = config_.name;
   gap.site = config_.site;
@@ -1086,34 +1161,61 @@ void Account::PublishGapRecord(const LostQueue& lost) {
   gap.detected_at_unix_ms = lost.detected_at_unix_ms;
   gap.reason = lost.reason;
   gap.backfill = backfill_active_;
-  std::string value = GapRecordJson(gap);
-  std::vector<KafkaHeader> headers = {{"zulip-site", config_.site},
-                                      {"zulip-account", config_.name},
-                                      {"bridge-record-type", "gap"},
-                                      {"bridge-version", router_.options().bridge_version}};
-  KafkaRecord record;
-  record.topic = router_.control_topic();
-  record.key = config_.name;
-  record.value = value;
-  record.headers = headers;
-  record.timestamp_ms = WallMillis(env_.clock);
-  record.token = NextToken();
-  Status produced = env_.publisher.Produce(record);
+  pending_gaps_.push_back({GapRecordJson(gap), 0});
   metrics_->gaps.Inc();
-  LogAccount(LogLevel::kWarn, name(), "gap: publishing its record to the control topic",
+  LogAccount(LogLevel::kWarn, name(), "gap: its record goes to the control topic",
              {{"lost_queue_id", lost.queue_id},
               {"new_queue_id", queue_id_},
               {"last_event_id", lost.last_event_id},
               {"last_message_id", lost.last_message_id},
               {"topic", router_.control_topic()}});
-  if (!produced.ok()) {
-    // The gap itself is in the log and the metric; the record is best effort beyond that.
-    LogAccount(LogLevel::kError, name(), "could not produce the gap record",
-               {{"error", produced.message()}});
-    return;
+}
+
+void Account::ProducePendingGaps() {
+  env_.loop.CancelTimer(gap_timer_);
+  gap_timer_ = 0;
+  const std::vector<KafkaHeader> headers = {{"zulip-site", config_.site},
+                                            {"zulip-account", config_.name},
+                                            {"bridge-record-type", "gap"},
+                                            {"bridge-version", router_.options().bridge_version}};
+  bool retry = false;
+  std::vector<PendingLetter> refused;
+  for (size_t i = 0; i < pending_gaps_.size(); ++i) {
+    if (pending_gaps_[i].token != 0) continue;
+    KafkaRecord record;
+    record.topic = router_.control_topic();
+    record.key = config_.name;
+    record.value = pending_gaps_[i].json;
+    record.headers = headers;
+    record.timestamp_ms = WallMillis(env_.clock);
+    record.token = NextToken();
+    Status produced = env_.publisher.Produce(record);
+    if (produced.IsInvalidArgument()) {
+      // Never to be taken: to the spool like any record, and settled once it is there.
+      pending_gaps_[i].token = record.token;
+      in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl,
+                                                record.timestamp_ms});
+      refused.push_back({record.token, MakeDeadLetter(-1, OwnedCopy(record), produced.message())});
+      continue;
+    }
+    if (!produced.ok()) {
+      // Kept (durable in the checkpoint) and tried again: the record is how consumers learn of
+      // the gap.
+      LogAccount(produced.IsUnavailable() ? LogLevel::kDebug : LogLevel::kError, name(),
+                 "could not produce a gap record yet; trying again",
+                 {{"error", produced.message()}});
+      retry = true;
+      continue;
+    }
+    pending_gaps_[i].token = record.token;
+    in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl,
+                                              record.timestamp_ms});
   }
-  in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl,
-                                            record.timestamp_ms});
+  // After the loop: a spooled record settles at once and leaves pending_gaps_.
+  for (PendingLetter& letter : refused) SpoolOrHold(std::move(letter));
+  if (retry && state_ != AccountState::kStopped) {
+    gap_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ProducePendingGaps(); });
+  }
 }
 
 void Account::RunBackfillBatch() {
@@ -1129,6 +1231,7 @@ void Account::RunBackfillBatch() {
       options.min_timestamp = config_.backfill_from.unix_seconds;
     }
     options.max_message_id = backfill_until_;
+    options.rewind_to_unix_seconds = backfill_rewind_to_;
     backfill_ = std::make_unique<MessageBackfill>(client_, std::move(options), backfill_anchor_);
     LogAccount(LogLevel::kInfo, name(), "backfilling messages through GET /messages",
                {{"after_message_id", backfill_anchor_}});
@@ -1149,8 +1252,22 @@ void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) 
     backoff_.Reset();
   }
   backfill_batch_complete_ = batch.complete;
+  if (backfill_rewind_to_ != 0 && backfill_->rewound_anchor()) {
+    // Read back: the batch starts below the anchor, and so does a failed batch's restart. Made
+    // durable with this batch, after which there is nothing left to read back.
+    backfill_anchor_ = std::min(backfill_anchor_, *backfill_->rewound_anchor());
+    backfill_batch_last_ = backfill_anchor_;
+    backfill_rewind_to_ = 0;
+  }
   const int64_t now_ms = WallMillis(env_.clock);
+  backfill_producing_ = true;
   for (const BackfilledMessage& message : batch.messages) {
+    if (published_messages_.Contains(*message.header.message_id)) {
+      // Kafka has it (its live event, or an earlier backfill of this run): not twice.
+      backfill_batch_last_ = *message.header.message_id;
+      metrics_->duplicates_skipped.Inc();
+      continue;
+    }
     Status status =
         router_.Route(RouteInput{config_.name, message.header, "", feature_level_}, routed_);
     KafkaRecord record;
@@ -1186,6 +1303,7 @@ void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) 
     ++backfill_outstanding_;
     backfill_batch_last_ = *message.header.message_id;
   }
+  backfill_producing_ = false;
   if (backfill_outstanding_ == 0) FinishBackfillBatch();
 }
 
@@ -1210,10 +1328,8 @@ void Account::FinishBackfillBatch() {
 void Account::EndBackfill() {
   LogAccount(LogLevel::kInfo, name(), "backfill complete; polling the new queue",
              {{"messages", backfill_->delivered()}, {"through_message_id", backfill_anchor_}});
-  // The queue's copies of messages up to the bound are the backfill's: the backfill read them
-  // all (its narrows were read after the queue was made), or they are not visible to it.
-  skip_messages_through_ = std::max(
-      {skip_messages_through_, last_published_message_id_, backfill_until_, backfill_->bound()});
+  // The new queue's copies of what the backfill published are skipped by id
+  // (published_messages_); every other message it delivers is published.
   backfill_until_ = -1;
   backfill_active_ = false;
   backfill_.reset();

@@ -59,6 +59,7 @@
 #include "daemon/kafka_publisher.h"
 #include "daemon/message_backfill.h"
 #include "daemon/metrics.h"
+#include "daemon/published_messages.h"
 #include "daemon/watermark.h"
 #include "daemon/zulip_client.h"
 
@@ -192,10 +193,16 @@ class Account {
     int64_t last_event_id = -1;
     int64_t last_message_id = -1;
     int64_t last_good_poll_unix_ms = 0;
+    int64_t settled_poll_unix_ms = 0;  // the backfill reads back from a margin before it
     int64_t detected_at_unix_ms = 0;
     std::string reason;
   };
   struct Metrics;
+  // A gap record not yet acknowledged by Kafka (durable in the checkpoint until it is).
+  struct PendingGap {
+    std::string json;
+    uint64_t token = 0;  // 0: not handed to the publisher (yet, or again after a failure)
+  };
   // A record Kafka refused for good, waiting for the spool to take it.
   struct PendingLetter {
     uint64_t token;
@@ -238,7 +245,11 @@ class Account {
   void DeleteQueue(const std::string& queue_id, std::function<void(bool gone)> done);
   // Gaps (DESIGN.md "Gaps"): the gap record, then the backfill one batch at a time, each batch
   // acknowledged by Kafka and its anchor made durable before the next.
-  void PublishGapRecord(const LostQueue& lost);
+  // The gap record of `lost`, kept in pending_gaps_ (and the next checkpoint) until Kafka has
+  // it; produced once the new queue is durable.
+  void AddGapRecord(const LostQueue& lost);
+  // Produces the pending gap records not in flight; retries on a timer what Kafka refused.
+  void ProducePendingGaps();
   void RunBackfillBatch();
   void OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch);
   void FinishBackfillBatch();
@@ -271,10 +282,15 @@ class Account {
   int64_t registered_at_unix_ms_ = 0;
   int64_t last_good_poll_unix_ms_ = 0;
   int64_t last_event_unix_ms_ = 0;  // 0: no event yet (heartbeats do not count)
-  // Message events with ids up to this were published already (by the backfill, or before a
-  // restart): the queue's copies are settled without publishing them again.
-  int64_t skip_messages_through_ = -1;
-  std::optional<LostQueue> lost_queue_;  // set from a loss until its gap record is produced
+  // When the last poll whose events all settled returned (see Checkpoint).
+  int64_t settled_poll_unix_ms_ = 0;
+  // Messages Kafka acknowledged in this run: a message event or a backfilled message whose id
+  // is here is settled without publishing it again; nothing else is ever skipped.
+  PublishedMessages published_messages_;
+  std::optional<LostQueue> lost_queue_;  // set from a loss until the new queue is registered
+  std::vector<PendingGap> pending_gaps_;
+  bool pending_gaps_changed_ = false;  // one was acknowledged since the last staged checkpoint
+  EventLoop::TimerId gap_timer_ = 0;
   // The queue a configuration change replaces, until the new queue is durable and it is deleted.
   std::string replaced_queue_id_;
   ZulipClient::Handle delete_request_ = 0;
@@ -285,8 +301,12 @@ class Account {
   // Durable: the new queue's max_message_id, the last message the backfill reads (the queue
   // has every later one); -1 when the server gave none (no bound).
   int64_t backfill_until_ = -1;
+  // Durable until the first batch is: each narrow is read back to messages sent from here
+  // (Unix seconds; 0: none).
+  int64_t backfill_rewind_to_ = 0;
   std::unique_ptr<MessageBackfill> backfill_;
   size_t backfill_outstanding_ = 0;  // records of the current batch not yet acknowledged
+  bool backfill_producing_ = false;  // the batch is being produced: it cannot end yet
   int64_t backfill_batch_last_ = -1;
   bool backfill_batch_complete_ = false;
   bool backfill_batch_failed_ = false;          // a record was refused: the batch is read again

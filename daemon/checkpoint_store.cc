@@ -100,7 +100,23 @@ std::string CheckpointStore::Serialize(const Checkpoint& c) {
   w.Int64(c.backfill_anchor_message_id);
   w.Key("until_message_id");
   w.Int64(c.backfill_until_message_id);
+  if (c.backfill_rewind_to_unix_seconds != 0) {
+    w.Key("rewind_to_unix_seconds");
+    w.Int64(c.backfill_rewind_to_unix_seconds);
+  }
   w.EndObject();
+  w.Key("feature_level");
+  w.Int64(c.feature_level);
+  w.Key("settled_poll_unix_ms");
+  w.Int64(c.settled_poll_unix_ms);
+  if (!c.pending_gap_records.empty()) {
+    w.Key("pending_gap_records");
+    w.StartArray();
+    for (const std::string& gap : c.pending_gap_records) {
+      w.String(gap.data(), static_cast<rapidjson::SizeType>(gap.size()));
+    }
+    w.EndArray();
+  }
   w.Key("registered_at_unix_ms");
   w.Int64(c.registered_at_unix_ms);
   if (!c.register_fingerprint.empty()) {
@@ -169,6 +185,29 @@ StatusOr<Checkpoint> CheckpointStore::Parse(std::string_view json, std::string_v
     c.register_fingerprint.assign(fingerprint->value.GetString(),
                                   fingerprint->value.GetStringLength());
   }
+  // Optional: checkpoints written before they existed have none.
+  auto optional_int64 = [&](const rapidjson::Value& obj, const char* name, int64_t& out) {
+    auto it = obj.FindMember(name);
+    if (it == obj.MemberEnd()) return Status::Ok();
+    if (!it->value.IsInt64()) {
+      return Status::Corruption(where + ": \"" + name + "\" is not an integer");
+    }
+    out = it->value.GetInt64();
+    return Status::Ok();
+  };
+  ZB_RETURN_IF_ERROR(optional_int64(doc, "feature_level", c.feature_level));
+  ZB_RETURN_IF_ERROR(optional_int64(doc, "settled_poll_unix_ms", c.settled_poll_unix_ms));
+  if (auto gaps = doc.FindMember("pending_gap_records"); gaps != doc.MemberEnd()) {
+    if (!gaps->value.IsArray()) {
+      return Status::Corruption(where + ": \"pending_gap_records\" is not an array");
+    }
+    for (const rapidjson::Value& gap : gaps->value.GetArray()) {
+      if (!gap.IsString()) {
+        return Status::Corruption(where + ": \"pending_gap_records\" holds a non-string");
+      }
+      c.pending_gap_records.emplace_back(gap.GetString(), gap.GetStringLength());
+    }
+  }
   auto backfill = doc.FindMember("backfill");
   if (backfill == doc.MemberEnd() || !backfill->value.IsObject()) {
     if (missing.ok()) missing = Status::Corruption(where + ": no object \"backfill\"");
@@ -185,6 +224,8 @@ StatusOr<Checkpoint> CheckpointStore::Parse(std::string_view json, std::string_v
         until != backfill->value.MemberEnd() && until->value.IsInt64()) {
       c.backfill_until_message_id = until->value.GetInt64();
     }
+    ZB_RETURN_IF_ERROR(optional_int64(backfill->value, "rewind_to_unix_seconds",
+                                      c.backfill_rewind_to_unix_seconds));
   }
   if (!missing.ok()) return missing;
   return c;

@@ -60,6 +60,21 @@ struct Checkpoint {
   int64_t backfill_until_message_id = -1;
   // When the queue was registered (Unix time, milliseconds); 0 if unknown.
   int64_t registered_at_unix_ms = 0;
+  // The server's zulip_feature_level when the queue was registered (the zulip-feature-level
+  // header of a resumed queue's records); 0 if unknown (written by an older version).
+  int64_t feature_level = 0;
+  // When the last poll whose every event is settled returned (Unix time, milliseconds): every
+  // event that reached the queue before it is in Kafka. The registration time for a queue not
+  // polled yet; 0 if unknown. After a loss, the backfill reads back from messages sent a margin
+  // before it (kBackfillRewind in account.cc), since a message's event can reach the queue
+  // after a message with a higher id. Also the gap record's last_good_poll after a restart.
+  int64_t settled_poll_unix_ms = 0;
+  // While a backfill has not yet made its first batch durable: where its narrows are read back
+  // from (messages sent at or after this, Unix seconds); 0 for none.
+  int64_t backfill_rewind_to_unix_seconds = 0;
+  // Gap records (control-topic JSON) not yet acknowledged by Kafka: published at start and kept
+  // until Kafka takes them, so that a stop before then does not lose the report of a gap.
+  std::vector<std::string> pending_gap_records;
   // What the queue was registered with (RegisterFingerprint of the account's configuration);
   // empty if unknown (written by an older version). A different one on start means the
   // register arguments changed since: the queue is replaced (a gap record, then a backfill).

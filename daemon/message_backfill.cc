@@ -63,6 +63,8 @@ MessageBackfill::MessageBackfill(ZulipClient& client, MessageBackfillOptions opt
   for (const std::string& narrow : options_.narrows) {
     Cursor cursor;
     cursor.narrow_json = narrow;
+    // Nothing lies below "the oldest" to read back to.
+    cursor.rewound = options_.rewind_to_unix_seconds == 0 || anchor_message_id < 0;
     cursors_.push_back(std::move(cursor));
   }
   Restart(anchor_message_id);
@@ -103,6 +105,17 @@ void MessageBackfill::Continue() {
         return;
       }
     }
+  }
+  if (!rewound_anchor_ && options_.rewind_to_unix_seconds != 0) {
+    for (Cursor& cursor : cursors_) {
+      if (!cursor.rewound) {
+        Rewind(cursor);
+        return;
+      }
+    }
+    int64_t lowest = cursors_.front().anchor;
+    for (const Cursor& cursor : cursors_) lowest = std::min(lowest, cursor.anchor);
+    rewound_anchor_ = lowest;
   }
   while (batch_.messages.size() < options_.batch_size) {
     for (Cursor& cursor : cursors_) {
@@ -213,6 +226,75 @@ void MessageBackfill::Probe(Cursor& cursor) {
     }
     FinishAfterFailure();
   });
+}
+
+void MessageBackfill::Rewind(Cursor& cursor) {
+  GetMessagesRequest request;
+  request.anchor = std::to_string(cursor.anchor);
+  // The anchor itself is known: it is where the forward read would have started.
+  request.include_anchor = false;
+  request.num_before = options_.page_size;
+  request.num_after = 0;
+  request.narrow_json = cursor.narrow_json;
+  request.apply_markdown = options_.apply_markdown;
+  request.client_gravatar = options_.client_gravatar;
+  size_t index = static_cast<size_t>(&cursor - cursors_.data());
+  request_ = client_.GetMessages(request, [this, index](ZulipReply<std::string> reply) {
+    request_ = 0;
+    last_outcome_ = reply.outcome;
+    if (reply.outcome.ok()) {
+      Status taken = TakeRewindPage(cursors_[index], reply.value);
+      if (taken.ok()) {
+        Continue();
+        return;
+      }
+      last_outcome_.kind = ZulipErrorKind::kTransient;
+      last_outcome_.status = taken.WithContext("GET /messages (reading back)");
+    }
+    FinishAfterFailure();
+  });
+}
+
+Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return Status::Corruption("the answer is not JSON");
+  auto messages = doc.FindMember("messages");
+  if (messages == doc.MemberEnd() || !messages->value.IsArray()) {
+    return Status::Corruption("the answer has no \"messages\" array");
+  }
+  auto found_oldest = doc.FindMember("found_oldest");
+  const bool oldest = found_oldest != doc.MemberEnd() && found_oldest->value.IsBool() &&
+                      found_oldest->value.GetBool();
+  // Messages come sorted by id; read from the newest down to the first sent before the time.
+  int64_t lowest_id = cursor.anchor;
+  const auto& page = messages->value.GetArray();
+  for (rapidjson::SizeType i = page.Size(); i-- > 0;) {
+    const rapidjson::Value& message = page[i];
+    auto id = message.IsObject() ? message.FindMember("id") : message.MemberEnd();
+    auto sent = message.IsObject() ? message.FindMember("timestamp") : message.MemberEnd();
+    if (!message.IsObject() || id == message.MemberEnd() || !id->value.IsInt64()) {
+      return Status::Corruption("a message without an integer \"id\"");
+    }
+    if (id->value.GetInt64() >= lowest_id) continue;  // not below the anchor: never expected
+    lowest_id = id->value.GetInt64();
+    if (sent != message.MemberEnd() && sent->value.IsInt64() &&
+        sent->value.GetInt64() < options_.rewind_to_unix_seconds) {
+      cursor.anchor = lowest_id;  // read forward after it
+      cursor.rewound = true;
+      return Status::Ok();
+    }
+  }
+  if (oldest) {
+    cursor.anchor = -1;  // every message of the narrow is recent enough: read from the oldest
+    cursor.rewound = true;
+  } else if (lowest_id == cursor.anchor) {
+    // An empty page that is not the oldest would be asked again forever: start from here.
+    cursor.rewound = true;
+  } else {
+    cursor.anchor = lowest_id;  // every message of the page is recent: read further back
+  }
+  return Status::Ok();
 }
 
 Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {

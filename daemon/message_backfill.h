@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,14 @@ struct MessageBackfillOptions {
   // queue has every later one). Several narrows find their bound themselves (bound()), since
   // max_message_id does not cover public channels the account is not in.
   int64_t max_message_id = -1;
+  // Read back from here (Unix seconds, 0: not at all): before its first page forward, each
+  // narrow is read backwards from the anchor to its newest message sent before this time, and
+  // read forward from there. A message's event can reach a queue after the event of a message
+  // with a higher id (Zulip sends events when the sending transaction commits), so the last
+  // message published is no bound for what a lost queue failed to deliver; time is (see
+  // Account's kBackfillRewind). Done once per MessageBackfill: Restart() does not read back
+  // again.
+  int64_t rewind_to_unix_seconds = 0;
 };
 
 struct BackfillBatch {
@@ -86,6 +95,11 @@ class MessageBackfill {
   // Cancels a request in flight; `done` is not called.
   void Cancel();
 
+  // Once every narrow was read back (rewind_to_unix_seconds): the lowest anchor they start
+  // from, which the owner makes its durable anchor (a later Restart() from an anchor above it
+  // would skip what the rewind was for). nullopt before, or without a rewind.
+  std::optional<int64_t> rewound_anchor() const { return rewound_anchor_; }
+
   // Messages handed out so far.
   uint64_t delivered() const { return delivered_; }
 
@@ -104,14 +118,21 @@ class MessageBackfill {
     std::deque<BackfilledMessage> buffer;
     bool probed = false;  // its newest message was read (several narrows only)
     int64_t newest = -1;
+    bool rewound = false;  // read back to rewind_to_unix_seconds (or no rewind asked)
   };
 
   void Continue();
   void Fetch(Cursor& cursor);
   // Reads the newest message of `cursor`'s narrow (for bound_).
   void Probe(Cursor& cursor);
+  // Reads a page backwards from `cursor`'s anchor and moves the anchor down to the newest
+  // message sent before rewind_to_unix_seconds (or to the oldest).
+  void Rewind(Cursor& cursor);
   // Hands `done` what the batch holds after a failed request; the request is asked again.
   void FinishAfterFailure();
+  // Moves `cursor`'s anchor down by a page read backwards (Rewind); an error names what is
+  // wrong with the body.
+  Status TakeRewindPage(Cursor& cursor, const std::string& body);
   // Parses a page into `cursor`; an error names what is wrong with the body.
   Status TakePage(Cursor& cursor, const std::string& body);
 
@@ -124,6 +145,7 @@ class MessageBackfill {
   ZulipOutcome last_outcome_;
   uint64_t delivered_ = 0;
   int64_t bound_ = -1;
+  std::optional<int64_t> rewound_anchor_;
 };
 
 }  // namespace zb

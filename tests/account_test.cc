@@ -143,6 +143,57 @@ std::string MessagesPage(const std::vector<int64_t>& ids, bool found_newest) {
          (found_newest ? "true" : "false") + R"(,"history_limited":false})";
 }
 
+// A message in a GET /messages answer: its id and when it was sent.
+struct OldMessage {
+  int64_t id;
+  int64_t timestamp;  // Unix seconds
+};
+
+// FakeClock's wall time at the start (2025-01-01T00:00:00Z), and times around it.
+constexpr int64_t kWallStart = 1735689600;
+constexpr int64_t kLongAgo = kWallStart - 3600;  // before any backfill's read-back margin
+constexpr int64_t kJustNow = kWallStart;
+
+// Answers a GET /messages the way Zulip does over `history` (sorted by id): the messages after
+// (num_after) or before (num_before) the anchor, with found_oldest and found_newest.
+std::string MessagesFrom(const std::vector<OldMessage>& history,
+                         const std::map<std::string, std::string>& params) {
+  auto param = [&](const char* name) {
+    auto it = params.find(name);
+    return it == params.end() ? std::string() : it->second;
+  };
+  const std::string anchor_text = param("anchor");
+  const int64_t anchor = anchor_text == "oldest"   ? 0
+                         : anchor_text == "newest" ? INT64_MAX
+                                                   : std::stoll(anchor_text);
+  const bool include = param("include_anchor") != "false";
+  const int before = std::stoi(param("num_before")), after = std::stoi(param("num_after"));
+  std::vector<OldMessage> out;
+  size_t first_after = 0;
+  while (first_after < history.size() && history[first_after].id < anchor) ++first_after;
+  bool found_oldest = true, found_newest = true;
+  // Before the anchor (newest first, then put back in order).
+  size_t i = first_after;
+  for (int n = 0; n < before && i > 0; ++n) out.insert(out.begin(), history[--i]);
+  found_oldest = i == 0;
+  size_t j = first_after;
+  if (j < history.size() && history[j].id == anchor) {
+    if (include) out.push_back(history[j]);
+    ++j;
+  }
+  for (int n = 0; n < after && j < history.size(); ++n) out.push_back(history[j++]);
+  found_newest = j == history.size();
+  std::string body = R"({"result":"success","msg":"","messages":[)";
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (k > 0) body += ',';
+    body += R"({"id":)" + std::to_string(out[k].id) + R"(,"timestamp":)" +
+            std::to_string(out[k].timestamp) +
+            R"(,"type":"stream","stream_id":1,"subject":"t","content":"old","flags":["read"]})";
+  }
+  return body + R"(],"found_anchor":false,"found_oldest":)" + (found_oldest ? "true" : "false") +
+         R"(,"found_newest":)" + (found_newest ? "true" : "false") + R"(,"history_limited":false})";
+}
+
 // A typing event with this id: small, routed to zulip.typing.
 std::string Typing(int64_t id) {
   return R"({"type":"typing","op":"start","id":)" + std::to_string(id) + "}";
@@ -300,6 +351,26 @@ class AccountTest : public ::testing::Test {
     AccountSnapshot s;
     OnLoop([&] { s = account_->Snapshot(); });
     return s;
+  }
+
+  // Answers every GET /messages the account makes from `history` until it makes another call.
+  // Returns how many it answered.
+  int AnswerMessagesFrom(const std::vector<OldMessage>& history) {
+    int answered = 0;
+    while (LastCall().endpoint == "messages" && answered < 100) {
+      Answer(FakeResponse::Json(200, MessagesFrom(history, LastCall().params)));
+      ++answered;
+    }
+    return answered;
+  }
+
+  // The message ids of the records Kafka reported so far (held back), in report order; -1 for
+  // records without a message.
+  std::vector<uint64_t> HeldTokens() {
+    std::lock_guard lock(reports_mu_);
+    std::vector<uint64_t> tokens;
+    for (const auto& report : held_) tokens.push_back(report.token);
+    return tokens;
   }
 
   // Registers queue `queue_id` and lets the account start its first GET.
@@ -649,21 +720,28 @@ TEST_F(AccountTest, LostQueueBackfillsItsMessagesBeforePollingAndSkipsTheirLiveC
   ASSERT_EQ(LastCall().endpoint, "register");
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
 
-  // Before the new queue is polled: its id and the backfill are durable, and the backfill reads
-  // after the last message published, one-ended.
+  // Before the new queue is polled: its id and the backfill are durable, and the backfill first
+  // reads back from the last message published, one-ended, to the messages sent a margin before
+  // the last settled poll (a lower message than 101 could have been lost).
   CallRecord page = LastCall();
   ASSERT_EQ(page.endpoint, "messages");
   EXPECT_EQ(page.Param("anchor"), "101");
   EXPECT_EQ(page.Param("include_anchor"), "false");
-  EXPECT_EQ(page.Param("num_before"), "0");
+  EXPECT_EQ(page.Param("num_after"), "0");
   ASSERT_TRUE(page.durable.has_value());
   EXPECT_EQ(page.durable->queue_id, "q2");
   EXPECT_TRUE(page.durable->backfill_active);
   EXPECT_EQ(page.durable->backfill_anchor_message_id, 101);
-  Answer(FakeResponse::Json(200, MessagesPage({102, 103}, false)));
+  EXPECT_EQ(page.durable->backfill_rewind_to_unix_seconds, kWallStart - 300);
+  const std::vector<OldMessage> history = {
+      {99, kLongAgo}, {100, kJustNow}, {101, kJustNow}, {102, kJustNow}, {103, kJustNow}};
+  Answer(FakeResponse::Json(200, MessagesFrom(history, page.params)));
+  // Forward from 99, the newest message sent before the margin: 100 and 101 are in Kafka
+  // (their live events were acknowledged), so only 102 and 103 are published.
   ASSERT_EQ(LastCall().endpoint, "messages");
-  EXPECT_EQ(LastCall().Param("anchor"), "103");
-  Answer(FakeResponse::Json(200, MessagesPage({}, true)));
+  EXPECT_EQ(LastCall().Param("anchor"), "99");
+  EXPECT_EQ(LastCall().Param("num_before"), "0");
+  AnswerMessagesFrom(history);
 
   // The gap record and the two backfilled messages.
   ASSERT_TRUE(WaitForReports(3));
@@ -688,7 +766,7 @@ TEST_F(AccountTest, LostQueueBackfillsItsMessagesBeforePollingAndSkipsTheirLiveC
   EXPECT_EQ(HeldCount(), 1u) << "message 103 published twice";
   Deliver();
   EXPECT_EQ(LastCall().Param("last_event_id"), "1");
-  EXPECT_EQ(counter("zb_duplicates_skipped_total"), 1u);
+  EXPECT_EQ(counter("zb_duplicates_skipped_total"), 3u);  // 100, 101 read back; 103 live
   ExpectEveryGetSentOnlyDurableWatermarks();
 }
 
@@ -706,8 +784,8 @@ TEST_F(AccountTest, TheBackfillStopsAtTheNewQueuesNewestMessageWhichPollingDeliv
   ASSERT_EQ(LastCall().endpoint, "messages");
   ASSERT_TRUE(LastCall().durable.has_value());
   EXPECT_EQ(LastCall().durable->backfill_until_message_id, 102);
-  Answer(FakeResponse::Json(200, MessagesPage({101, 102, 103}, true)));
-  ASSERT_TRUE(WaitForReports(3));  // the gap record, 101 and 102: not 103
+  AnswerMessagesFrom({{100, kJustNow}, {101, kJustNow}, {102, kJustNow}, {103, kJustNow}});
+  ASSERT_TRUE(WaitForReports(3));  // the gap record, 101 and 102: not 100 (in Kafka), not 103
   Deliver();
   CallRecord get = LastCall();
   ASSERT_EQ(get.endpoint, "events") << "the backfill read on past the bound";
@@ -743,6 +821,224 @@ TEST_F(AccountTest, ABackfillInterruptedByACrashResumesFromItsDurableAnchor) {
   EXPECT_EQ(get.Param("queue_id"), "q2");
   EXPECT_EQ(get.Param("last_event_id"), "-1");
   EXPECT_FALSE(get.durable->backfill_active);
+}
+
+// Issue #15, finding 2: acknowledgements come out of order across partitions. 101's record is
+// acknowledged, 100's is not, and the account stops: the final checkpoint's highest published
+// message is 101, but 100 is not in Kafka, so the restart must publish it again.
+TEST_F(AccountTest, AStopWithALowerMessageUnacknowledgedPublishesItAgainAfterTheRestart) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({Typing(0), MessageEvent(1, 100), MessageEvent(2, 101)}));
+  ASSERT_TRUE(WaitForReports(3));
+  const std::vector<uint64_t> tokens = HeldTokens();
+  Deliver({tokens[0], tokens[2]});  // the typing event's and 101's records, not 100's
+  OnLoop([&] {
+    account_->Stop();
+    account_->StageFinalCheckpoint();
+    ASSERT_THAT(store_->Commit(), IsOk());
+  });
+  StatusOr<Checkpoint> saved = store_->Load(kAccount);
+  ASSERT_THAT(saved, IsOk());
+  EXPECT_EQ(saved->watermark, 0) << "event 1 (message 100) is not in Kafka";
+  EXPECT_EQ(saved->last_published_message_id, 101);
+
+  OnLoop([&] { account_.reset(); });
+  {
+    std::lock_guard lock(reports_mu_);
+    held_.clear();
+  }
+  MakeAccount();
+  Start(*saved);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("last_event_id"), "0");
+  Answer(Events({MessageEvent(1, 100), MessageEvent(2, 101)}));
+  // 100 must be produced; 101 may come again (the dedup key tells consumers).
+  ASSERT_TRUE(WaitForReports(1)) << "message 100 was skipped as published: lost";
+}
+
+// Issue #15, finding 3: Zulip sends a message's event when its transaction commits, so a lower
+// message id can arrive after a higher one. The checkpoint says 101 was published and event 0
+// (message 101) settled; event 1 is message 100, which is not in Kafka.
+TEST_F(AccountTest, AMessageArrivingAfterAHigherOneIsPublishedAfterARestart) {
+  Checkpoint saved;
+  saved.site = kSite;
+  saved.queue_id = "q1";
+  saved.watermark = 0;
+  saved.last_published_message_id = 101;
+  saved.registered_at_unix_ms = kWallStart * 1000;
+  store_->Stage(kAccount, saved);
+  ASSERT_THAT(store_->Commit(), IsOk());
+  MakeAccount();
+  Start(saved);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(Events({MessageEvent(1, 100)}));
+  ASSERT_TRUE(WaitForReports(1)) << "message 100 was skipped as published: lost";
+  Deliver();
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  ExpectEveryGetSentOnlyDurableWatermarks();
+}
+
+// Issue #15, finding 3 (where a backfill starts): message 101's event arrived and was
+// acknowledged, message 100's had not yet arrived when the queue was lost. A backfill that
+// starts after 101 never reads 100.
+TEST_F(AccountTest, TheBackfillReadsBackMessagesBelowTheLastPublishedOne) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({MessageEvent(0, 101)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  AnswerMessagesFrom({{90, kLongAgo}, {100, kJustNow}, {101, kJustNow}});
+  ASSERT_TRUE(WaitForReports(2)) << "message 100 was not read back";  // the gap record and 100
+  Deliver();
+  CallRecord get = LastCall();
+  ASSERT_EQ(get.endpoint, "events");
+  EXPECT_FALSE(get.durable->backfill_active);
+  EXPECT_EQ(get.durable->backfill_rewind_to_unix_seconds, 0);
+  EXPECT_EQ(
+      metrics_.GetCounter("zb_backfilled_messages_total", "", {{"account", kAccount}}).value(), 1u)
+      << "90 predates the margin; 101 is in Kafka";
+}
+
+// Issue #15, finding 5: a backfilled record the producer refuses at once (too large) settles
+// inside the loop that produces the batch; the batch must still produce the rest of its records.
+TEST_F(AccountTest, ARecordRefusedAtOnceInABackfillBatchLeavesTheRestOfTheBatchProduced) {
+  MakePublisher({{"message.max.bytes", "1000"}});
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({Typing(0)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  std::string page =
+      R"({"result":"success","msg":"","messages":[{"id":101,"timestamp":)" +
+      std::to_string(kJustNow) + R"(,"type":"stream","stream_id":1,"subject":"t",)" +
+      R"("content":")" + std::string(2000, 'x') + R"(","flags":[]},{"id":102,"timestamp":)" +
+      std::to_string(kJustNow) +
+      R"(,"type":"stream","stream_id":1,"subject":"t","content":"ok","flags":[]},)" +
+      R"({"id":103,"timestamp":)" + std::to_string(kJustNow) +
+      R"(,"type":"stream","stream_id":1,"subject":"t","content":"ok","flags":[]}],)" +
+      R"("found_anchor":false,"found_oldest":true,"found_newest":true,)" +
+      R"("history_limited":false})";
+  // No message was published before the loss: the backfill reads from the oldest, no read back.
+  EXPECT_EQ(LastCall().Param("num_before"), "0");
+  Answer(FakeResponse::Json(200, page));
+  ASSERT_TRUE(WaitForReports(3)) << "the batch ended at the refused record";  // gap, 102, 103
+  EXPECT_EQ(LastCall().endpoint, "messages") << "polled before the batch was in Kafka";
+  Deliver();
+  CallRecord get = LastCall();
+  ASSERT_EQ(get.endpoint, "events");
+  EXPECT_EQ(get.durable->last_published_message_id, 103);
+  std::vector<DeadLetter> spooled = Spooled();
+  ASSERT_EQ(spooled.size(), 1u);
+  EXPECT_THAT(spooled[0].value, HasSubstr("\"id\":101"));
+}
+
+// Issue #15, finding 6: the gap record is durable with the new queue and produced until Kafka
+// has it, so a stop before Kafka acknowledged it does not lose the report.
+TEST_F(AccountTest, AGapRecordKafkaHadNotAcknowledgedIsPublishedAfterARestart) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  ASSERT_TRUE(LastCall().durable.has_value());
+  ASSERT_EQ(LastCall().durable->pending_gap_records.size(), 1u);
+  EXPECT_THAT(LastCall().durable->pending_gap_records[0], HasSubstr("\"lost_queue_id\":\"q1\""));
+  ASSERT_TRUE(WaitForReports(1));  // the gap record, held back: Kafka "did not acknowledge"
+  OnLoop([&] {
+    account_->Stop();
+    account_->StageFinalCheckpoint();
+    ASSERT_THAT(store_->Commit(), IsOk());
+  });
+  StatusOr<Checkpoint> saved = store_->Load(kAccount);
+  ASSERT_THAT(saved, IsOk());
+  ASSERT_EQ(saved->pending_gap_records.size(), 1u);
+
+  OnLoop([&] { account_.reset(); });
+  {
+    std::lock_guard lock(reports_mu_);
+    held_.clear();
+  }
+  MakeAccount();
+  Start(*saved);
+  ASSERT_TRUE(WaitForReports(1)) << "the gap record was not produced again";
+  AnswerMessagesFrom({});
+  Deliver();
+  ASSERT_EQ(LastCall().endpoint, "events");
+  // Forgotten with the next checkpoint (here, a heartbeat's).
+  Answer(Events({Heartbeat(0)}, "q2"));
+  ASSERT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("last_event_id"), "0");
+  EXPECT_TRUE(LastCall().durable->pending_gap_records.empty())
+      << "an acknowledged gap record is still pending";
+}
+
+// Issue #15, finding 8: a stopped account stays stopped when its backfill batch settles.
+TEST_F(AccountTest, AStoppedAccountStaysStoppedWhenItsBackfillBatchSettles) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  Answer(FakeResponse::Json(200, MessagesFrom({{101, kJustNow}}, LastCall().params)));
+  ASSERT_TRUE(WaitForReports(2));  // the gap record and 101
+  OnLoop([&] { account_->Stop(); });
+  const size_t calls = CallCount();
+  Deliver();
+  Advance(10s);
+  EXPECT_EQ(Snapshot().state, AccountState::kStopped);
+  EXPECT_EQ(CallCount(), calls) << "a stopped account made a request: " << LastCall().endpoint;
+}
+
+// Issue #15, finding 11: a resumed queue's records carry the server's feature level (kept in
+// the checkpoint), and a loss found on the first poll after a start names the last good poll.
+TEST_F(AccountTest, AResumedQueueKeepsItsFeatureLevelAndLastGoodPoll) {
+  Checkpoint saved;
+  saved.site = kSite;
+  saved.queue_id = "q1";
+  saved.watermark = 4;
+  saved.feature_level = 400;
+  saved.settled_poll_unix_ms = kWallStart * 1000 - 60000;  // 2024-12-31T23:59:00Z
+  MakePublisher({{"message.max.bytes", "1000"}});
+  MakeAccount();
+  Start(saved);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  // Too large for the producer: spooled, with the headers it would have had.
+  Answer(Events(
+      {R"({"type":"typing","op":"start","pad":")" + std::string(2000, 'x') + R"(","id":5})"}));
+  std::vector<DeadLetter> spooled = Spooled();
+  ASSERT_EQ(spooled.size(), 1u);
+  bool found = false;
+  for (const auto& [key, value] : spooled[0].headers) {
+    if (key == "zulip-feature-level") {
+      found = true;
+      EXPECT_EQ(value, "400");
+    }
+  }
+  EXPECT_TRUE(found);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_TRUE(LastCall().durable.has_value());
+  ASSERT_EQ(LastCall().durable->pending_gap_records.size(), 1u);
+  // The poll that returned event 5 is the last good one, after the checkpoint's.
+  EXPECT_THAT(LastCall().durable->pending_gap_records[0],
+              HasSubstr("\"last_good_poll\":\"2025-01-01T00:00:00"));
 }
 
 TEST_F(AccountTest, UnauthorizedRegisterParksTheAccountWithTheServersReason) {
