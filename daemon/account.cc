@@ -323,8 +323,7 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       client_(env_.transport, ZulipClientOptionsFor(config)),
       router_(router_options),
       backoff_(backoff_policy, env_.clock, std::random_device{}()),
-      metrics_(
-          std::make_unique<Metrics>(env_.metrics, config.name, env_.per_account_type_metrics)),
+      metrics_(std::make_unique<Metrics>(env_.metrics, config.name, env_.per_account_type_metrics)),
       published_messages_(kPublishedMessagesKept) {}
 
 Account::~Account() {
@@ -358,6 +357,7 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   checkpoint.backfill_until_message_id = backfill_until_;
   checkpoint.register_fingerprint = register_fingerprint_;
   checkpoint.feature_level = feature_level_;
+  checkpoint.history_floor_message_id = history_floor_;
   checkpoint.settled_poll_unix_ms = settled_poll_unix_ms_;
   checkpoint.backfill_rewind_to_unix_seconds = backfill_rewind_to_;
   for (const PendingGap& gap : pending_gaps_) checkpoint.pending_gap_records.push_back(gap.json);
@@ -376,6 +376,7 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
     backfill_until_ = checkpoint->backfill_until_message_id;
     backfill_rewind_to_ = checkpoint->backfill_rewind_to_unix_seconds;
     feature_level_ = checkpoint->feature_level;
+    history_floor_ = checkpoint->history_floor_message_id;
     settled_poll_unix_ms_ = checkpoint->settled_poll_unix_ms;
     // The gap record's last_good_poll for a loss found on the first poll of this run.
     last_good_poll_unix_ms_ = settled_poll_unix_ms_;
@@ -551,6 +552,11 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
              *result.max_message_id > backfill_anchor_) {
     // A first queue: messages up to here predate it, so a later gap never reads them back.
     backfill_anchor_ = *result.max_message_id;
+  }
+  if (!lost_queue_ && history_floor_ < 0 && last_published_message_id_ < 0) {
+    // The account's stream starts here (or where backfill_from asked it to): no read back
+    // after a gap goes below it.
+    history_floor_ = backfill_anchor_;
   }
   // The backfill stops at the newest message of the moment the queue was made: the queue has
   // every later one.
@@ -1232,6 +1238,7 @@ void Account::RunBackfillBatch() {
     }
     options.max_message_id = backfill_until_;
     options.rewind_to_unix_seconds = backfill_rewind_to_;
+    options.rewind_floor_message_id = history_floor_;
     backfill_ = std::make_unique<MessageBackfill>(client_, std::move(options), backfill_anchor_);
     LogAccount(LogLevel::kInfo, name(), "backfilling messages through GET /messages",
                {{"after_message_id", backfill_anchor_}});

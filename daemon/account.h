@@ -304,6 +304,8 @@ class Account {
   // Durable until the first batch is: each narrow is read back to messages sent from here
   // (Unix seconds; 0: none).
   int64_t backfill_rewind_to_ = 0;
+  // Durable: a backfill never reads back below this message id (see Checkpoint).
+  int64_t history_floor_ = -1;
   std::unique_ptr<MessageBackfill> backfill_;
   size_t backfill_outstanding_ = 0;  // records of the current batch not yet acknowledged
   bool backfill_producing_ = false;  // the batch is being produced: it cannot end yet

@@ -72,6 +72,10 @@ struct Checkpoint {
   // While a backfill has not yet made its first batch durable: where its narrows are read back
   // from (messages sent at or after this, Unix seconds); 0 for none.
   int64_t backfill_rewind_to_unix_seconds = 0;
+  // Where the account's stream starts: the newest message when its first queue was registered
+  // (or where backfill_from began). A backfill never reads back below it: older messages are
+  // history the operator did not ask for. -1 if unknown (no floor).
+  int64_t history_floor_message_id = -1;
   // Gap records (control-topic JSON) not yet acknowledged by Kafka: published at start and kept
   // until Kafka takes them, so that a stop before then does not lose the report of a gap.
   std::vector<std::string> pending_gap_records;

@@ -277,6 +277,12 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) 
       return Status::Corruption("a message without an integer \"id\"");
     }
     if (id->value.GetInt64() >= lowest_id) continue;  // not below the anchor: never expected
+    if (id->value.GetInt64() <= options_.rewind_floor_message_id) {
+      // Nothing of the narrow lies between it and the last message read: start at the floor.
+      cursor.anchor = std::min(cursor.anchor, options_.rewind_floor_message_id);
+      cursor.rewound = true;  // history before the account's stream began
+      return Status::Ok();
+    }
     lowest_id = id->value.GetInt64();
     if (sent != message.MemberEnd() && sent->value.IsInt64() &&
         sent->value.GetInt64() < options_.rewind_to_unix_seconds) {
@@ -286,7 +292,9 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) 
     }
   }
   if (oldest) {
-    cursor.anchor = -1;  // every message of the narrow is recent enough: read from the oldest
+    // Every message of the narrow is recent enough: read from the oldest (or the floor).
+    cursor.anchor =
+        std::min(cursor.anchor, std::max<int64_t>(-1, options_.rewind_floor_message_id));
     cursor.rewound = true;
   } else if (lowest_id == cursor.anchor) {
     // An empty page that is not the oldest would be asked again forever: start from here.

@@ -66,6 +66,8 @@ struct MessageBackfillOptions {
   // Account's kBackfillRewind). Done once per MessageBackfill: Restart() does not read back
   // again.
   int64_t rewind_to_unix_seconds = 0;
+  // Reading back stops here: messages up to this id are never read back (-1: no floor).
+  int64_t rewind_floor_message_id = -1;
 };
 
 struct BackfillBatch {

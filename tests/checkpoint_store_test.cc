@@ -279,6 +279,39 @@ TEST(CheckpointStoreTest, RegisterFingerprintRoundTripsAndIsOptional) {
   EXPECT_TRUE(CheckpointStore::Parse(bad, "t").status().IsCorruption());
 }
 
+TEST(CheckpointStoreTest, RecoveryFieldsRoundTripAndAreOptional) {
+  Checkpoint with = Make(5);
+  with.feature_level = 400;
+  with.settled_poll_unix_ms = 1735689600123;
+  with.history_floor_message_id = 77;
+  with.backfill_active = true;
+  with.backfill_rewind_to_unix_seconds = 1735689300;
+  with.pending_gap_records = {R"({"version":1,"type":"gap","reason":"a \"quoted\" one"})", "{}"};
+  StatusOr<Checkpoint> parsed = CheckpointStore::Parse(CheckpointStore::Serialize(with), "t");
+  ASSERT_THAT(parsed.status(), IsOk());
+  EXPECT_EQ(*parsed, with);
+
+  // Written before the fields existed: unknown (0) and none pending, not an error.
+  std::string old_text = R"({"version":1,"site":"s","account":"a","queue_id":"q","watermark":5,)"
+                         R"("last_published_message_id":-1,"registered_at_unix_ms":0,)"
+                         R"("backfill":{"active":false,"anchor_message_id":-1}})";
+  StatusOr<Checkpoint> old = CheckpointStore::Parse(old_text, "t");
+  ASSERT_THAT(old.status(), IsOk());
+  EXPECT_EQ(old->feature_level, 0);
+  EXPECT_EQ(old->settled_poll_unix_ms, 0);
+  EXPECT_EQ(old->backfill_rewind_to_unix_seconds, 0);
+  EXPECT_TRUE(old->pending_gap_records.empty());
+
+  std::string bad_level = CheckpointStore::Serialize(Make(5));
+  bad_level.replace(bad_level.find("\"feature_level\":0"), 17, "\"feature_level\":\"0\"");
+  EXPECT_TRUE(CheckpointStore::Parse(bad_level, "t").status().IsCorruption()) << bad_level;
+  for (const char* bad_member : {R"("pending_gap_records":"x")", R"("pending_gap_records":[1])"}) {
+    std::string bad = CheckpointStore::Serialize(Make(5));
+    bad.insert(bad.rfind('}'), std::string(",") + bad_member);
+    EXPECT_TRUE(CheckpointStore::Parse(bad, "t").status().IsCorruption()) << bad_member;
+  }
+}
+
 TEST(CheckpointStoreTest, UnparsableCheckpointIsCorruptionNamingTheFile) {
   TempDir tmp;
   PosixFs fs;

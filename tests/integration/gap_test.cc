@@ -39,6 +39,7 @@ std::string ReadFileOrEmpty(const std::string& path) {
 struct Seen {
   int live = 0;
   int backfilled = 0;
+  std::set<std::string> live_queues;  // the queues whose live records carry the message
 };
 
 class GapTest : public BridgeTest {
@@ -125,6 +126,8 @@ class GapTest : public BridgeTest {
           ++seen[id].backfilled;
         } else {
           ++seen[id].live;
+          auto queue = r.headers.find("zulip-queue-id");
+          if (queue != r.headers.end()) seen[id].live_queues.insert(queue->second);
         }
       }
       for (int64_t id : want) {
@@ -155,23 +158,36 @@ class GapTest : public BridgeTest {
     return gaps;
   }
 
-  // The property: every visible message once or more, never by both paths, nothing invisible.
-  void ExpectEveryVisibleMessageOnceAcrossPaths(const std::map<int64_t, Seen>& seen) {
-    size_t missing = 0, both = 0, leaked = 0, backfilled = 0;
+  // The property: every visible message once or more, never by both the backfill and the new
+  // queue, nothing invisible. `lost_queue`, when set, names a queue whose live records the
+  // backfill may repeat: after a restart (or a reload, which builds the account anew) the
+  // bridge no longer knows which of the messages it reads back from the margin before the loss
+  // Kafka has (issue #15: it never skips one it cannot prove published). Without it, not even
+  // those: in one run, what Kafka acknowledged is not published again.
+  void ExpectEveryVisibleMessageOnceAcrossPaths(const std::map<int64_t, Seen>& seen,
+                                                const std::string& lost_queue = "") {
+    size_t missing = 0, both = 0, leaked = 0, backfilled = 0, read_back = 0;
     for (int64_t id : visible_) {
       auto it = seen.find(id);
       if (it == seen.end()) {
         if (++missing <= 10) std::cout << "missing message " << id << "\n";
         continue;
       }
-      if (it->second.live > 0 && it->second.backfilled > 0) ++both;
+      if (it->second.live > 0 && it->second.backfilled > 0) {
+        if (!lost_queue.empty() && it->second.live_queues == std::set<std::string>{lost_queue}) {
+          ++read_back;
+        } else {
+          ++both;
+        }
+      }
       if (it->second.backfilled > 0) ++backfilled;
     }
     for (int64_t id : invisible_) leaked += seen.count(id);
     EXPECT_EQ(missing, 0u) << "of " << visible_.size() << " visible messages";
     EXPECT_EQ(both, 0u) << "messages published live and by the backfill";
     EXPECT_EQ(leaked, 0u) << "messages the bot could not see";
-    std::cout << "visible " << visible_.size() << ", backfilled " << backfilled << "\n";
+    std::cout << "visible " << visible_.size() << ", backfilled " << backfilled
+              << ", read back again " << read_back << "\n";
   }
 
   std::string prefix_;
@@ -223,7 +239,9 @@ TEST_P(GapSignalTest, EveryVisibleMessageIsInKafkaOnceAndTheGapRecordNamesBothQu
   SendRound(2);  // live on the new queue, some possibly during the backfill
 
   std::map<int64_t, Seen> seen = ReadMessages(visible_);
-  ExpectEveryVisibleMessageOnceAcrossPaths(seen);
+  // Only a loss found while running keeps what the account knows Kafka has.
+  ExpectEveryVisibleMessageOnceAcrossPaths(
+      seen, GetParam() == LossSignal::kZulipCrashWhileRunning ? "" : first_queue);
   for (int64_t id : before_first_start) {
     EXPECT_EQ(seen.count(id), 0u) << "message " << id << " predates the first start";
   }
@@ -287,7 +305,7 @@ TEST_F(GapTest, AKillDuringTheBackfillResumesItAndLosesNothing) {
   StartBridge();
   std::string second_queue = WaitForQueue(first_queue);
   SendRound(1);
-  ExpectEveryVisibleMessageOnceAcrossPaths(ReadMessages(visible_));
+  ExpectEveryVisibleMessageOnceAcrossPaths(ReadMessages(visible_), first_queue);
   EXPECT_EQ(zulip_->QueuesOf(kBot), std::vector<std::string>{second_queue})
       << "the restart registered again instead of resuming the backfill";
 }
@@ -336,7 +354,7 @@ TEST_P(ConfigChangeTest, ChangedRegisterArgumentsReplaceTheQueueWithAGapRecordLo
   // One queue, not the first: the new one is registered and the old one deleted.
   std::string second_queue = WaitForQueue(first_queue);
   SendRound(2);
-  ExpectEveryVisibleMessageOnceAcrossPaths(ReadMessages(visible_));
+  ExpectEveryVisibleMessageOnceAcrossPaths(ReadMessages(visible_), first_queue);
   std::vector<rapidjson::Document> gaps = GapRecords(1);
   ASSERT_EQ(gaps.size(), 1u);
   EXPECT_STREQ(gaps[0]["reason"].GetString(), "configuration changed");
