@@ -53,13 +53,13 @@
 #include "daemon/clock.h"
 #include "daemon/config.h"
 #include "daemon/dead_letter_spool.h"
-#include "daemon/event_loop.h"
 #include "daemon/event_router.h"
 #include "daemon/event_splitter.h"
-#include "daemon/kafka_publisher.h"
 #include "daemon/message_backfill.h"
 #include "daemon/metrics.h"
 #include "daemon/published_messages.h"
+#include "daemon/publisher.h"
+#include "daemon/scheduler.h"
 #include "daemon/watermark.h"
 #include "daemon/zulip_client.h"
 
@@ -98,9 +98,9 @@ std::string_view AccountStateName(AccountState state);
 
 // What the owner (the daemon) lends an account. Every reference outlives the account.
 struct AccountEnv {
-  EventLoop& loop;
+  Scheduler& loop;
   HttpTransport& transport;
-  KafkaPublisher& publisher;
+  Publisher& publisher;
   CheckpointStore& checkpoints;
   // Where records Kafka will never take go (see the class comment).
   DeadLetterSpool& dead_letters;
@@ -290,7 +290,7 @@ class Account {
   std::optional<LostQueue> lost_queue_;  // set from a loss until the new queue is registered
   std::vector<PendingGap> pending_gaps_;
   bool pending_gaps_changed_ = false;  // one was acknowledged since the last staged checkpoint
-  EventLoop::TimerId gap_timer_ = 0;
+  Scheduler::TimerId gap_timer_ = 0;
   // The queue a configuration change replaces, until the new queue is durable and it is deleted.
   std::string replaced_queue_id_;
   ZulipClient::Handle delete_request_ = 0;
@@ -329,10 +329,10 @@ class Account {
   std::unordered_map<uint64_t, InFlight> in_flight_;
   // Failed records waiting for their re-produce timer.
   std::vector<uint64_t> to_reproduce_;
-  EventLoop::TimerId reproduce_timer_ = 0;
+  Scheduler::TimerId reproduce_timer_ = 0;
   // Records waiting for the dead-letter spool to take them (it was full or failed).
   std::vector<PendingLetter> to_spool_;
-  EventLoop::TimerId spool_timer_ = 0;
+  Scheduler::TimerId spool_timer_ = 0;
   // The poll was stopped because Kafka refused an event at once (missing topic, spool
   // refusal, dead producer): retried after a backoff, not counted as a Zulip error.
   bool kafka_hold_ = false;
@@ -341,8 +341,8 @@ class Account {
   std::unordered_map<uint64_t, std::string> missing_topic_tokens_;
   std::optional<Clock::TimePoint> missing_topic_logged_at_;
 
-  EventLoop::TimerId retry_timer_ = 0;
-  EventLoop::TimerId room_timer_ = 0;  // a paused transfer's fallback retry
+  Scheduler::TimerId retry_timer_ = 0;
+  Scheduler::TimerId room_timer_ = 0;  // a paused transfer's fallback retry
   Clock::TimePoint not_before_{};      // X-RateLimit pacing: no request before this
 };
 

@@ -26,13 +26,13 @@
 #include <vector>
 
 #include "daemon/clock.h"
+#include "daemon/scheduler.h"
 #include "daemon/status.h"
 
 namespace zb {
 
-class EventLoop {
+class EventLoop final : public Scheduler {
  public:
-  using TimerId = uint64_t;  // never 0; 0 means "no timer"
   using FdCallback = std::function<void(uint32_t epoll_events)>;
 
   // Builds the epoll instance and the wakeup eventfd. IOError with strerror if either fails
@@ -54,19 +54,19 @@ class EventLoop {
 
   // Runs `task` on the loop thread at the next turn, in the order posted. Any thread. Tasks
   // posted after Run() returned are destroyed with the loop, not run.
-  void Post(std::function<void()> task);
+  void Post(std::function<void()> task) override;
 
   // Makes the loop re-check its timers and posted tasks now. Any thread.
   void Wakeup();
 
   // Calls `callback` once, on the loop thread, when Now() >= now + delay (or `deadline`).
   // Timers due at the same time fire in the order they were added. Loop thread only.
-  TimerId AddTimer(Clock::Duration delay, std::function<void()> callback);
-  TimerId AddTimerAt(Clock::TimePoint deadline, std::function<void()> callback);
+  TimerId AddTimer(Clock::Duration delay, std::function<void()> callback) override;
+  TimerId AddTimerAt(Clock::TimePoint deadline, std::function<void()> callback) override;
   // Returns true if the timer was pending and will now never fire; false if it already fired,
   // was cancelled, or is 0. Loop thread only; safe from inside any callback, the timer's own
   // included.
-  bool CancelTimer(TimerId id);
+  bool CancelTimer(TimerId id) override;
 
   // Calls `callback(epoll events)` whenever `fd` is ready for `events` (EPOLLIN, EPOLLOUT;
   // level-triggered). One watch per fd: watching an fd again replaces its events and callback.

@@ -37,53 +37,10 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/publisher.h"
 #include "daemon/status.h"
 
 namespace zb {
-
-// A record header: name and value bytes. The router (event_router.h) produces these.
-using KafkaHeader = std::pair<std::string, std::string>;
-
-// One record to produce. Everything is borrowed for the duration of Produce() only.
-struct KafkaRecord {
-  std::string_view topic;
-  std::optional<std::string_view> key;  // nullopt: no key (round-robin/sticky partitioning)
-  std::string_view value;
-  std::span<const KafkaHeader> headers;
-  int64_t timestamp_ms = 0;  // record timestamp (CreateTime): when the daemon received the event
-  // Chosen by the caller and returned in the delivery report. Must be unique among the records
-  // the publisher holds (produced and not yet settled).
-  uint64_t token = 0;
-};
-
-// A record the publisher owned, handed back by Release().
-struct OwnedKafkaRecord {
-  std::string topic;
-  std::optional<std::string> key;
-  std::string value;
-  std::vector<KafkaHeader> headers;
-  int64_t timestamp_ms = 0;
-  uint64_t token = 0;
-};
-
-// What happened to one record. See kafka_publisher.cc for the full table of librdkafka errors.
-struct DeliveryReport {
-  enum class Outcome {
-    kDelivered,     // acknowledged by every in-sync replica; the record is freed
-    kRetryable,     // not written, nothing wrong with the record: timed out in librdkafka,
-                    // purged, broker down, producer fatal. Held: Reproduce() it later.
-    kMissingTopic,  // the topic does not exist (auto-creation off): held; the owner holds the
-                    // account and says so loudly, and Reproduce()s once the topic is there
-    kPermanent,     // the broker will never take this record (too large, not authorised,
-                    // invalid): held until Release()d into the dead-letter spool
-  };
-  uint64_t token = 0;
-  Outcome outcome = Outcome::kDelivered;
-  std::string error;  // "" when delivered, else "<librdkafka error name>: <text>"
-  int32_t partition = -1;
-  int64_t offset = -1;  // -1 when unknown
-  std::string topic;    // set when not delivered: what the owner reports (a missing topic)
-};
 
 // An error librdkafka reported outside a delivery report (a broker down, all brokers down,
 // authentication...). Most are informational: librdkafka recovers by itself. fatal=true means
@@ -115,7 +72,7 @@ struct KafkaPublisherOptions {
   std::chrono::milliseconds poll_interval{100};
 };
 
-class KafkaPublisher {
+class KafkaPublisher final : public Publisher {
  public:
   // Builds the producer and starts its poll thread. InvalidArgument for a bad property (its
   // name and librdkafka's words), an unsafe override of acks or enable.idempotence, or a
@@ -143,16 +100,16 @@ class KafkaPublisher {
   // refuses at once (larger than message.max.bytes, a duplicate token, any other immediate
   // refusal: Unavailable never means anything but a full queue). NotFound: the topic is
   // known not to exist. Fatal: the producer is dead (Rebuild()). No report follows an error.
-  Status Produce(const KafkaRecord& record);
+  Status Produce(const KafkaRecord& record) override;
 
   // Queues again a held record after a failed delivery. Same errors as Produce(), except that
   // a topic known to be missing is Unavailable (try again later, like a full queue); on error
   // the record stays held. NotFound only if no failed record has this token (settled, released,
   // or in flight again after a Rebuild).
-  Status Reproduce(uint64_t token);
+  Status Reproduce(uint64_t token) override;
   // Gives up a held failed record and returns it (for the dead-letter spool). NotFound if no
   // failed record has this token.
-  StatusOr<OwnedKafkaRecord> Release(uint64_t token);
+  StatusOr<OwnedKafkaRecord> Release(uint64_t token) override;
 
   // After a fatal error: replaces the producer with a new one built from the same options and
   // produces every record the publisher holds (in flight or failed) again, in the order they

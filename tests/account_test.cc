@@ -26,7 +26,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "daemon/event_loop.h"
 #include "daemon/fs.h"
+#include "daemon/kafka_publisher.h"
 #include "daemon/log.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_transport.h"
