@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "daemon/event_splitter.h"
+#include "daemon/json_parse.h"
 
 namespace zb {
 namespace {
@@ -189,7 +190,7 @@ void MessageBackfill::Probe(Cursor& cursor) {
     last_outcome_ = reply.outcome;
     if (reply.outcome.ok()) {
       rapidjson::Document doc;
-      doc.Parse(reply.value.data(), reply.value.size());
+      if (!ParseJson(reply.value, doc).ok()) doc.SetNull();
       auto messages = doc.IsObject() ? doc.FindMember("messages") : doc.MemberEnd();
       if (doc.IsObject() && messages != doc.MemberEnd() && messages->value.IsArray()) {
         Cursor& cursor = cursors_[index];
@@ -217,8 +218,8 @@ void MessageBackfill::Probe(Cursor& cursor) {
 
 Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return Status::Corruption("the answer is not JSON");
+  ZB_RETURN_IF_ERROR(ParseJson(body, doc));
+  if (!doc.IsObject()) return Status::Corruption("the answer is not a JSON object");
   auto messages = doc.FindMember("messages");
   auto found_newest = doc.FindMember("found_newest");
   if (messages == doc.MemberEnd() || !messages->value.IsArray()) {
