@@ -44,7 +44,7 @@ bool NamesAChannel(const std::vector<std::pair<std::string, std::string>>& terms
 
 }  // namespace
 
-std::vector<std::string> BackfillNarrows(const AccountConfig& account) {
+std::vector<std::string> BackfillNarrows(const AccountConfig& account, int64_t feature_level) {
   // Without a channel operator GET /messages searches the user's own history: its channels
   // (private ones too) and its direct messages, which is what a plain queue sees.
   std::vector<std::string> narrows = {NarrowJson(account.narrow)};
@@ -52,7 +52,9 @@ std::vector<std::string> BackfillNarrows(const AccountConfig& account) {
   // A narrow that already names a channel sees that channel, in either narrow.
   if (account.all_public_streams && !NamesAChannel(account.narrow)) {
     auto terms = account.narrow;
-    terms.emplace_back("channels", "public");
+    // `streams` is still an alias of `channels` on new servers; the new name where it is known.
+    terms.emplace_back(feature_level >= kChannelsOperatorFeatureLevel ? "channels" : "streams",
+                       "public");
     narrows.push_back(NarrowJson(terms));
   }
   return narrows;

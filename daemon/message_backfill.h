@@ -39,9 +39,17 @@ struct BackfilledMessage {
   EventHeader header;  // header.id is -1 (backfilled), header.message_id the message's id
 };
 
+// The feature level from which GET /messages takes `channels` for the operator that reads every
+// public channel (Zulip 9.0; API changelog, feature level 250: "channel" and "channels" were
+// added as aliases of "stream" and "streams"). Older servers, which the bridge still supports
+// (kMinZulipFeatureLevel, 155), refuse `channels` with a 400 and know it as `streams`.
+inline constexpr int64_t kChannelsOperatorFeatureLevel = 250;
+
 // The GET /messages narrows (JSON arrays) whose union is what a queue registered with
-// `account`'s arguments could see.
-std::vector<std::string> BackfillNarrows(const AccountConfig& account);
+// `account`'s arguments could see, spelled for a server at `feature_level` (0: not known, as
+// when a backfill resumes from a checkpoint before any registration; the old spelling, which
+// every server takes, is used).
+std::vector<std::string> BackfillNarrows(const AccountConfig& account, int64_t feature_level);
 
 struct MessageBackfillOptions {
   std::vector<std::string> narrows;  // BackfillNarrows(); at least one

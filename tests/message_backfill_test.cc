@@ -87,7 +87,7 @@ class MessageBackfillTest : public ::testing::Test {
     AccountConfig account;
     account.all_public_streams = all_public_streams;
     MessageBackfillOptions options;
-    options.narrows = BackfillNarrows(account);
+    options.narrows = BackfillNarrows(account, 400);
     options.page_size = 4;  // many pages per narrow
     options.batch_size = 5;
     return options;
@@ -233,18 +233,21 @@ TEST_F(MessageBackfillTest, AFailedPageIsAskedAgainAndNothingIsLost) {
 
 TEST(BackfillNarrowsTest, UnionIsOwnHistoryPlusPublicChannelsWithTheRegisterNarrowApplied) {
   AccountConfig plain;
-  EXPECT_THAT(BackfillNarrows(plain), ElementsAreArray({"[]"}));
+  EXPECT_THAT(BackfillNarrows(plain, 400), ElementsAreArray({"[]"}));
   AccountConfig everything;
   everything.all_public_streams = true;
   everything.narrow = {{"topic", "deploys \"prod\""}};
-  EXPECT_THAT(BackfillNarrows(everything),
+  EXPECT_THAT(BackfillNarrows(everything, 400),
               ElementsAreArray({R"([{"operator":"topic","operand":"deploys \"prod\""}])",
                                 R"([{"operator":"topic","operand":"deploys \"prod\""},)"
                                 R"({"operator":"channels","operand":"public"}])"}));
+  // Before feature level 250 (and when it is not known yet) the operator's old name.
+  EXPECT_THAT(BackfillNarrows(everything, 0)[1], ::testing::HasSubstr(R"("operator":"streams")"));
+  EXPECT_THAT(BackfillNarrows(everything, 249)[1], ::testing::HasSubstr(R"("operator":"streams")"));
   AccountConfig one_channel;
   one_channel.all_public_streams = true;
   one_channel.narrow = {{"channel", "Denmark"}};
-  EXPECT_THAT(BackfillNarrows(one_channel),
+  EXPECT_THAT(BackfillNarrows(one_channel, 400),
               ElementsAreArray({R"([{"operator":"channel","operand":"Denmark"}])"}));
 }
 
