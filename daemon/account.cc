@@ -1094,6 +1094,7 @@ void Account::PublishGapRecord(const LostQueue& lost) {
   gap.detected_at_unix_ms = lost.detected_at_unix_ms;
   gap.reason = lost.reason;
   gap.backfill = backfill_active_;
+  if (backfill_active_) gap.limits = PlanBackfill(config_, feature_level_).limits;
   std::string value = GapRecordJson(gap);
   std::vector<KafkaHeader> headers = {{"zulip-site", config_.site},
                                       {"zulip-account", config_.name},
@@ -1130,7 +1131,7 @@ void Account::RunBackfillBatch() {
   metrics_->backfill_in_progress.Set(1);
   if (!backfill_) {
     MessageBackfillOptions options;
-    options.narrows = BackfillNarrows(config_, feature_level_);
+    options.narrows = PlanBackfill(config_, feature_level_).narrows;
     options.apply_markdown = config_.apply_markdown;
     options.client_gravatar = config_.client_gravatar;
     if (config_.backfill_from.kind == BackfillFrom::Kind::kTime && backfill_anchor_ < 0) {
