@@ -902,6 +902,31 @@ TEST_F(AccountTest, ServerErrorBacksOffAndRetriesTheSameQueue) {
   EXPECT_EQ(QueuesLost(), 0u);
 }
 
+// A body nested 200,000 deep (a broken proxy, a hostile site) overflowed the stack of a
+// recursive parser and took the process down; it is a bad body of this account's call, retried.
+TEST_F(AccountTest, BodiesNestedTwoHundredThousandDeepAreRetriedNotACrash) {
+  const std::string deep = std::string(200'000, '[') + std::string(200'000, ']');
+  MakeAccount();
+  Start();
+  Answer(FakeResponse::Json(
+      200,
+      R"({"result":"success","queue_id":"q1","last_event_id":-1,"realm_users":)" + deep + "}"));
+  EXPECT_EQ(Snapshot().state, AccountState::kBackingOff);
+  EXPECT_THAT(Snapshot().last_error, HasSubstr("nesting deeper than 512"));
+  Advance(1s);
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q1")));
+  ASSERT_EQ(LastCall().endpoint, "events");
+
+  Answer(FakeResponse::Json(200, R"({"result":"success","events":[)" + deep + "]}"));
+  EXPECT_EQ(Snapshot().state, AccountState::kBackingOff);
+  EXPECT_THAT(Snapshot().last_error, HasSubstr("nesting deeper than 512"));
+  Advance(1s);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("queue_id"), "q1");
+  EXPECT_EQ(LastCall().Param("last_event_id"), "-1");
+}
+
 TEST_F(AccountTest, ResumesTheCheckpointedQueueWithoutRegistering) {
   Checkpoint saved;
   saved.site = kSite;
