@@ -1087,9 +1087,17 @@ void Account::HandleFailure(const ZulipOutcome& outcome, const char* what) {
     case ZulipErrorKind::kQueueLost:
       LoseQueue(outcome.status.message());
       return;
+    case ZulipErrorKind::kBadRequest:
+      // GET /messages refused (a narrow naming a channel renamed, deleted or left; an operator
+      // the server does not know) is refused again however often it is asked, while the new
+      // queue, never polled, expires: the operator must change the narrow.
+      if (std::string_view(what) == "backfill") {
+        Park("backfill refused by Zulip: " + outcome.status.message());
+        return;
+      }
+      break;
     case ZulipErrorKind::kRateLimited:
     case ZulipErrorKind::kTransient:
-    case ZulipErrorKind::kBadRequest:
     case ZulipErrorKind::kNone:
       break;
   }
@@ -1167,6 +1175,7 @@ void Account::AddGapRecord(const LostQueue& lost) {
   gap.detected_at_unix_ms = lost.detected_at_unix_ms;
   gap.reason = lost.reason;
   gap.backfill = backfill_active_;
+  if (backfill_active_) gap.limits = PlanBackfill(config_, feature_level_).limits;
   pending_gaps_.push_back({GapRecordJson(gap), 0});
   metrics_->gaps.Inc();
   LogAccount(LogLevel::kWarn, name(), "gap: its record goes to the control topic",
@@ -1230,7 +1239,7 @@ void Account::RunBackfillBatch() {
   metrics_->backfill_in_progress.Set(1);
   if (!backfill_) {
     MessageBackfillOptions options;
-    options.narrows = BackfillNarrows(config_);
+    options.narrows = PlanBackfill(config_, feature_level_).narrows;
     options.apply_markdown = config_.apply_markdown;
     options.client_gravatar = config_.client_gravatar;
     if (config_.backfill_from.kind == BackfillFrom::Kind::kTime && backfill_anchor_ < 0) {

@@ -20,9 +20,10 @@
 //
 // Errors, classified by ZulipClient: transient ones (5xx, timeouts, resets, truncated bodies)
 // back off with full jitter and retry; a 429 waits its Retry-After to the fraction; a lost
-// queue re-registers with a fresh checkpoint (logged and counted); a 401 or a register refused
-// as a configuration error parks the account with the server's reason. Records that Kafka
-// could not take are re-produced after a pause (timeouts, a missing topic).
+// queue re-registers with a fresh checkpoint (logged and counted); a 401, a register refused
+// as a configuration error, or a backfill page refused with a 4xx (a narrow naming a channel
+// that is gone; asked again it is refused again) parks the account with the server's reason.
+// Records that Kafka could not take are re-produced after a pause (timeouts, a missing topic).
 //
 // Kafka's refusals (#7). A record Kafka will never take (a kPermanent report: too large, not
 // authorised, invalid; or InvalidArgument from Produce, e.g. larger than message.max.bytes) is

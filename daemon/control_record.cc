@@ -55,6 +55,12 @@ std::string GapRecordJson(const GapRecord& gap) {
   w.String(gap.backfill ? "messages after last_message_id, re-read through GET /messages and "
                           "published with the zulip-backfill header"
                         : "nothing");
+  w.Key("limits");
+  w.StartArray();
+  for (const std::string& limit : gap.limits) {
+    w.String(limit.data(), static_cast<rapidjson::SizeType>(limit.size()));
+  }
+  w.EndArray();
   w.Key("not_recovered");
   w.String(
       "every event type other than message between last_event_id on the lost queue and "

@@ -6,13 +6,14 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace zb {
 
 // A lost event queue (DESIGN.md "Gaps"). Between last_event_id on the lost queue and the start
 // of the new one, events were not received. Messages are recovered by the backfill (records with
-// the zulip-backfill header) when `backfill` is true; every other event type of that interval is
-// not recoverable.
+// the zulip-backfill header) when `backfill` is true, within its `limits`; every other event
+// type of that interval is not recoverable.
 struct GapRecord {
   std::string account;
   std::string site;
@@ -24,9 +25,15 @@ struct GapRecord {
   int64_t detected_at_unix_ms = 0;
   std::string reason;  // Zulip's words
   bool backfill = true;
+  // What the backfill cannot read back, or reads back differently, in words (PlanBackfill():
+  // deleted messages, narrow terms judged as messages are now rather than as they were sent).
+  std::vector<std::string> limits;
 };
 
-// {"version":1,"type":"gap",...} with times as RFC 3339 UTC strings (millisecond precision).
+// {"version":1,"type":"gap",...} with times as RFC 3339 UTC strings (millisecond precision) and
+// "limits" an array of strings (empty when nothing is backfilled). The version changes only
+// when a field changes meaning or goes away; fields are added under the same version (README,
+// "Gaps").
 std::string GapRecordJson(const GapRecord& gap);
 
 }  // namespace zb

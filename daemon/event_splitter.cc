@@ -5,7 +5,8 @@
 #include <vector>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
+
+#include "daemon/json_parse.h"
 
 namespace zb {
 namespace {
@@ -398,11 +399,11 @@ Status EventSplitter::Finish() {
     return error_;
   }
   rapidjson::Document doc;
-  doc.Parse(envelope_.data(), envelope_.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  Status parsed = ParseJson(envelope_, doc);
+  if (!parsed.ok() || !doc.IsObject()) {
     // The tokenizer accepted it, so RapidJSON should too; say so rather than guess.
-    return Status::Corruption(std::string("events response: envelope does not parse: ") +
-                              rapidjson::GetParseError_En(doc.GetParseError()));
+    return Status::Corruption("events response: envelope does not parse: " +
+                              (parsed.ok() ? std::string("not an object") : parsed.message()));
   }
   auto get = [&doc](const char* name, std::string& out) {
     auto it = doc.FindMember(name);
@@ -427,11 +428,8 @@ StatusOr<EventHeader> ParseEventHeader(std::string_view event_json) {
   alignas(16) thread_local char value_buffer[32 * 1024];
   rapidjson::MemoryPoolAllocator<> allocator(value_buffer, sizeof(value_buffer));
   rapidjson::Document doc(&allocator);
-  doc.Parse(event_json.data(), event_json.size());
-  if (doc.HasParseError()) {
-    return Status::InvalidArgument(std::string("event is not JSON: ") +
-                                   rapidjson::GetParseError_En(doc.GetParseError()) +
-                                   " at byte offset " + std::to_string(doc.GetErrorOffset()));
+  if (Status parsed = ParseJson(event_json, doc); !parsed.ok()) {
+    return Status::InvalidArgument("event is not JSON: " + parsed.message());
   }
   if (!doc.IsObject()) return Status::InvalidArgument("event is not a JSON object");
   EventHeader header;

@@ -36,6 +36,7 @@
 #include <string_view>
 
 #include "daemon/event.h"
+#include "daemon/json_parse.h"
 #include "daemon/status.h"
 
 namespace zb {
@@ -49,8 +50,10 @@ class EventSplitter {
   // Bytes outside the events array beyond this are Corruption: an envelope is a few short
   // fields, and an unbounded one would defeat the memory bound.
   static constexpr size_t kMaxEnvelopeBytes = 1 << 20;
-  // Deeper nesting than this is Corruption (Zulip's events are a few levels deep).
-  static constexpr size_t kMaxDepth = 512;
+  // Deeper nesting than this is Corruption (Zulip's events are a few levels deep). The bound
+  // of every JSON text from the network (json_parse.h), so that an event the splitter passes
+  // also parses in ParseEventHeader.
+  static constexpr size_t kMaxDepth = kMaxJsonDepth;
 
   explicit EventSplitter(Sink sink);
   EventSplitter(const EventSplitter&) = delete;
@@ -171,9 +174,10 @@ class EventSplitter {
 // Reads what the pipeline keeps about one event from its exact bytes: "id", "type" and, for
 // messages, message.id, message.stream_id, the topic (message.subject, or message.topic) and the
 // sorted user ids of message.display_recipient when it is a list of users (direct messages).
-// InvalidArgument when the bytes are not a JSON object or lack an integer "id" or a string
-// "type": every event on a queue has both. (Backfilled messages have no id; their header is
-// built where they are, not parsed.) Safe to call from any thread.
+// InvalidArgument when the bytes are not a JSON object (nesting deeper than kMaxJsonDepth
+// included) or lack an integer "id" or a string "type": every event on a queue has both.
+// (Backfilled messages have no id; their header is built where they are, not parsed.) Safe to call
+// from any thread.
 StatusOr<EventHeader> ParseEventHeader(std::string_view event_json);
 
 }  // namespace zb

@@ -5,9 +5,12 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 #include <utility>
 
 #include "daemon/event_splitter.h"
+#include "daemon/json_parse.h"
 
 namespace zb {
 namespace {
@@ -34,35 +37,155 @@ std::string NarrowJson(const std::vector<std::pair<std::string, std::string>>& t
   return buffer.GetString();
 }
 
-bool NamesAChannel(const std::vector<std::pair<std::string, std::string>>& terms) {
+using Terms = std::vector<std::pair<std::string, std::string>>;
+
+// What Zulip puts in front of a resolved topic's name (zerver/lib/topic.py).
+constexpr std::string_view kResolvedTopicPrefix = "\xE2\x9C\x94 ";
+
+bool NamesAChannel(const Terms& terms) {
   return std::any_of(terms.begin(), terms.end(), [](const auto& term) {
     return term.first == "channel" || term.first == "stream" || term.first == "channels" ||
            term.first == "streams";
   });
 }
 
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+bool HasFlag(const rapidjson::Value& message, std::string_view flag) {
+  auto flags = message.FindMember("flags");
+  if (flags == message.MemberEnd() || !flags->value.IsArray()) return false;
+  for (const rapidjson::Value& f : flags->value.GetArray()) {
+    if (f.IsString() && std::string_view(f.GetString(), f.GetStringLength()) == flag) return true;
+  }
+  return false;
+}
+
+// Whether the queue's narrow matched `message` (a GET /messages message object, its "flags"
+// still in it) as it was sent, for the terms `narrow` checks itself rather than GET /messages.
+bool MatchesAsSent(const BackfillNarrow& narrow, const rapidjson::Value& message) {
+  if (narrow.never) return false;
+  if (narrow.mentioned && !HasFlag(message, "mentioned")) return false;
+  if (narrow.resolved) {
+    auto type = message.FindMember("type");
+    auto topic = message.FindMember("subject");
+    if (type == message.MemberEnd() || !type->value.IsString() ||
+        std::string_view(type->value.GetString()) != "stream" || topic == message.MemberEnd() ||
+        !topic->value.IsString() ||
+        !std::string_view(topic->value.GetString(), topic->value.GetStringLength())
+             .starts_with(kResolvedTopicPrefix)) {
+      return false;
+    }
+  }
+  if (!narrow.not_sent_by.empty()) {
+    auto sender = message.FindMember("sender_email");
+    if (sender != message.MemberEnd() && sender->value.IsString() &&
+        EqualsIgnoringCase({sender->value.GetString(), sender->value.GetStringLength()},
+                           narrow.not_sent_by)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
-std::vector<std::string> BackfillNarrows(const AccountConfig& account) {
+// How the queue judged each operator of its narrow (zerver/lib/narrow_predicate.py, on the
+// message and its flags as sent) against how GET /messages judges it (on the message as it is
+// now): see docs/decisions.md, "Narrowed accounts".
+BackfillPlan PlanBackfill(const AccountConfig& account, int64_t feature_level) {
+  BackfillPlan plan;
+  plan.limits.push_back(
+      "messages deleted since they were sent are not read back, and messages edited since come "
+      "back as edited");
+  BackfillNarrow own;
+  Terms fetch;  // what GET /messages is given
+  bool direct_only = false;
+  for (const auto& [op, operand] : account.narrow) {
+    if (op == "is") {
+      if (operand == "unread") {
+        // Judged on the read flag as sent, which only the sender's own message has then; now
+        // the account may have read more, and GET /messages would leave those out.
+        own.not_sent_by = account.email;
+        plan.limits.push_back(
+            "is:unread: whether a message was read when it was sent is not known afterwards; "
+            "every message not sent by the account is read back, also ones Zulip may have "
+            "marked read on sending for another reason");
+        continue;
+      }
+      if (operand == "mentioned" || operand == "alerted") {
+        // The queue checks the "mentioned" flag for both; GET /messages' is:alerted means
+        // alert words, and its is:mentioned also takes wildcard mentions: ask for the wider
+        // is:mentioned and check the flag here.
+        own.mentioned = true;
+        fetch.emplace_back("is", "mentioned");
+        plan.limits.push_back("is:" + operand +
+                              ": judged on each message's mention flag now; a message whose "
+                              "mention an edit removed since it was sent is not read back");
+        continue;
+      }
+      if (operand == "starred") {
+        // No message is starred when it is sent: the queue delivered none. Asking for the
+        // starred ones keeps the pages few; every one of them is then read past.
+        own.never = true;
+      } else if (operand == "dm" || operand == "private") {
+        direct_only = true;
+      } else if (operand == "resolved") {
+        // Checked here: with an is: term GET /messages searches only the account's own
+        // messages, even with channels:public (narrow.py, ok_to_include_history; only recent
+        // servers make an exception for is:resolved).
+        own.resolved = true;
+        plan.limits.push_back(
+            "is:resolved: judged on each topic's name now; messages of a topic unresolved "
+            "since they were sent are not read back");
+        continue;
+      } else {
+        // An operand the queue does not check (is:read, is:muted...): it matched every
+        // message, and so does the backfill.
+        continue;
+      }
+    } else if (op == "channel" || op == "stream") {
+      plan.limits.push_back(op + ":" + operand +
+                            ": judged on each message's channel now; messages moved out of it "
+                            "since they were sent are not read back");
+    } else if (op == "topic") {
+      plan.limits.push_back(op + ":" + operand +
+                            ": judged on each message's topic now; messages moved out of it "
+                            "since they were sent are not read back");
+    }
+    fetch.emplace_back(op, operand);
+  }
   // Without a channel operator GET /messages searches the user's own history: its channels
   // (private ones too) and its direct messages, which is what a plain queue sees.
-  std::vector<std::string> narrows = {NarrowJson(account.narrow)};
-  // An all_public_streams queue also sees every public channel it is not subscribed to.
-  // A narrow that already names a channel sees that channel, in either narrow.
-  if (account.all_public_streams && !NamesAChannel(account.narrow)) {
-    auto terms = account.narrow;
-    terms.emplace_back("channels", "public");
-    narrows.push_back(NarrowJson(terms));
+  own.narrow_json = NarrowJson(fetch);
+  plan.narrows.push_back(own);
+  // An all_public_streams queue, and any queue with a narrow (event_queue.py puts both among
+  // the realm's all-streams clients), also sees every public channel it is not subscribed to.
+  // A narrow that names a channel sees that channel in the first narrow already; one for
+  // direct messages, or one no message matches, needs no second.
+  const bool sees_public = account.all_public_streams || !account.narrow.empty();
+  if (sees_public && !NamesAChannel(account.narrow) && !direct_only && !own.never) {
+    BackfillNarrow all_public = own;
+    Terms terms = fetch;
+    // `streams` is still an alias of `channels` on new servers; the new name where it is known.
+    terms.emplace_back(feature_level >= kChannelsOperatorFeatureLevel ? "channels" : "streams",
+                       "public");
+    all_public.narrow_json = NarrowJson(terms);
+    plan.narrows.push_back(std::move(all_public));
   }
-  return narrows;
+  return plan;
 }
 
 MessageBackfill::MessageBackfill(ZulipClient& client, MessageBackfillOptions options,
                                  int64_t anchor_message_id)
     : client_(client), options_(std::move(options)), bound_(options_.max_message_id) {
-  for (const std::string& narrow : options_.narrows) {
+  for (const BackfillNarrow& narrow : options_.narrows) {
     Cursor cursor;
-    cursor.narrow_json = narrow;
+    cursor.narrow = narrow;
     // Nothing lies below "the oldest" to read back to.
     cursor.rewound = options_.rewind_to_unix_seconds == 0 || anchor_message_id < 0;
     cursors_.push_back(std::move(cursor));
@@ -159,7 +282,7 @@ void MessageBackfill::Fetch(Cursor& cursor) {
   request.include_anchor = false;
   request.num_before = 0;
   request.num_after = options_.page_size;
-  request.narrow_json = cursor.narrow_json;
+  request.narrow_json = cursor.narrow.narrow_json;
   request.apply_markdown = options_.apply_markdown;
   request.client_gravatar = options_.client_gravatar;
   size_t index = static_cast<size_t>(&cursor - cursors_.data());
@@ -193,7 +316,7 @@ void MessageBackfill::Probe(Cursor& cursor) {
   request.include_anchor = true;
   request.num_before = 1;
   request.num_after = 0;
-  request.narrow_json = cursor.narrow_json;
+  request.narrow_json = cursor.narrow.narrow_json;
   request.apply_markdown = options_.apply_markdown;
   request.client_gravatar = options_.client_gravatar;
   size_t index = static_cast<size_t>(&cursor - cursors_.data());
@@ -202,7 +325,7 @@ void MessageBackfill::Probe(Cursor& cursor) {
     last_outcome_ = reply.outcome;
     if (reply.outcome.ok()) {
       rapidjson::Document doc;
-      doc.Parse(reply.value.data(), reply.value.size());
+      if (!ParseJson(reply.value, doc).ok()) doc.SetNull();
       auto messages = doc.IsObject() ? doc.FindMember("messages") : doc.MemberEnd();
       if (doc.IsObject() && messages != doc.MemberEnd() && messages->value.IsArray()) {
         Cursor& cursor = cursors_[index];
@@ -235,7 +358,7 @@ void MessageBackfill::Rewind(Cursor& cursor) {
   request.include_anchor = false;
   request.num_before = options_.page_size;
   request.num_after = 0;
-  request.narrow_json = cursor.narrow_json;
+  request.narrow_json = cursor.narrow.narrow_json;
   request.apply_markdown = options_.apply_markdown;
   request.client_gravatar = options_.client_gravatar;
   size_t index = static_cast<size_t>(&cursor - cursors_.data());
@@ -307,8 +430,8 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) 
 
 Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return Status::Corruption("the answer is not JSON");
+  ZB_RETURN_IF_ERROR(ParseJson(body, doc));
+  if (!doc.IsObject()) return Status::Corruption("the answer is not a JSON object");
   auto messages = doc.FindMember("messages");
   auto found_newest = doc.FindMember("found_newest");
   if (messages == doc.MemberEnd() || !messages->value.IsArray()) {
@@ -338,6 +461,7 @@ Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
         continue;
       }
     }
+    if (!MatchesAsSent(cursor.narrow, message)) continue;  // the queue did not deliver it
     rapidjson::Value flags(rapidjson::kArrayType);
     if (auto f = message.FindMember("flags"); f != message.MemberEnd()) {
       flags = std::move(f->value);

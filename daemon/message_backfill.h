@@ -2,9 +2,16 @@
 // GET /api/v1/messages after a gap (DESIGN.md "Gaps", FACTS.md §5), in increasing message id
 // order, each shaped as a live `message` event so that consumers need one parser.
 //
-// What a queue could see is the union of one or more narrows (BackfillNarrows): the account's
-// own history (its channels, private ones included, and its direct messages), plus every public
-// channel for an all_public_streams account; the account's register narrow applies to each.
+// What a queue could see is the union of one or more narrows (PlanBackfill): the account's own
+// history (its channels, private ones included, and its direct messages), plus every public
+// channel for an all_public_streams account and for any account with a register narrow (Zulip
+// gives a narrowed queue every public-channel message its narrow matches, subscribed or not);
+// the account's register narrow applies to each. The queue judged its narrow on each message as
+// it was sent, GET /messages judges it on the message as it is now: terms that depend on a
+// message's flags (is:unread, is:mentioned, is:alerted, is:starred) are checked here, on each
+// message read, as they stood when it was sent (is:resolved too: with an is: term GET /messages
+// searches only the account's own messages), and what cannot be judged that way is named in
+// BackfillPlan::limits (docs/decisions.md, "Narrowed accounts").
 // Each narrow is read page by page from the anchor (include_anchor=false, num_after = page
 // size, until found_newest) and the narrows are merged by message id, a message in several
 // of them coming out once.
@@ -40,16 +47,48 @@ struct BackfilledMessage {
   EventHeader header;  // header.id is -1 (backfilled), header.message_id the message's id
 };
 
-// The GET /messages narrows (JSON arrays) whose union is what a queue registered with
-// `account`'s arguments could see.
-std::vector<std::string> BackfillNarrows(const AccountConfig& account);
+// The feature level from which GET /messages takes `channels` for the operator that reads every
+// public channel (Zulip 9.0; API changelog, feature level 250: "channel" and "channels" were
+// added as aliases of "stream" and "streams"). Older servers, which the bridge still supports
+// (kMinZulipFeatureLevel, 155), refuse `channels` with a 400 and know it as `streams`.
+inline constexpr int64_t kChannelsOperatorFeatureLevel = 250;
+
+// One narrow of a backfill: what GET /messages is asked for, and the register narrow's terms that
+// the queue judged on the message as sent, checked on each message read.
+struct BackfillNarrow {
+  std::string narrow_json;  // a JSON array, sent as is
+  // is:starred: no message is starred when it is sent, so the queue delivered none.
+  bool never = false;
+  // is:mentioned, is:alerted: the queue wanted "mentioned" among the message's flags.
+  bool mentioned = false;
+  // is:unread: the queue wanted a message not read when sent; the sender's own message is
+  // (Zulip marks it read for them). The account's email, compared without case; empty: none.
+  std::string not_sent_by;
+  // is:resolved: a channel message whose topic starts with "✔ " (judged on the topic now).
+  bool resolved = false;
+};
+
+// What a backfill reads for one account, and what it cannot give back.
+struct BackfillPlan {
+  // At least one; their union is what a queue registered with the account's arguments could
+  // see (a superset where the send-time state cannot be told).
+  std::vector<BackfillNarrow> narrows;
+  // What the queue may have delivered that the backfill cannot read back, or reads back
+  // differently, in words, for the gap record ("limits").
+  std::vector<std::string> limits;
+};
+
+// The plan for `account` on a server at `feature_level`, which spells the public-channels
+// operator (0: not known, as when a backfill resumes from a checkpoint before any
+// registration; the old spelling, which every server takes, is used).
+BackfillPlan PlanBackfill(const AccountConfig& account, int64_t feature_level);
 
 struct MessageBackfillOptions {
-  std::vector<std::string> narrows;  // BackfillNarrows(); at least one
-  bool apply_markdown = false;       // as the queue was registered (GET /messages defaults
-  bool client_gravatar = false;      // both to true: always sent explicitly)
-  int page_size = 1000;              // num_after per request; Zulip recommends at most 1000
-  size_t batch_size = 1000;          // messages per NextBatch()
+  std::vector<BackfillNarrow> narrows;  // PlanBackfill().narrows; at least one
+  bool apply_markdown = false;          // as the queue was registered (GET /messages defaults
+  bool client_gravatar = false;         // both to true: always sent explicitly)
+  int page_size = 1000;                 // num_after per request; Zulip recommends at most 1000
+  size_t batch_size = 1000;             // messages per NextBatch()
   // Messages sent before this (Unix seconds, their "timestamp") are read past, not handed out:
   // backfill_from given as a time. 0: none skipped.
   int64_t min_timestamp = 0;
@@ -114,7 +153,7 @@ class MessageBackfill {
 
  private:
   struct Cursor {
-    std::string narrow_json;
+    BackfillNarrow narrow;
     int64_t anchor = -1;        // the next page starts after this id
     bool found_newest = false;  // no page is left to fetch
     std::deque<BackfilledMessage> buffer;

@@ -7,14 +7,14 @@
 
 #include <rapidjson/document.h>
 
+#include "daemon/json_parse.h"
 #include "daemon/status_command.h"
 
 namespace zb {
 
 StatusOr<ReloadState> ParseReloadState(std::string_view readyz_json) {
   rapidjson::Document doc;
-  doc.Parse(readyz_json.data(), readyz_json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  if (!ParseJson(readyz_json, doc).ok() || !doc.IsObject()) {
     return Status::InvalidArgument("the /readyz answer is not a JSON object");
   }
   ReloadState state;

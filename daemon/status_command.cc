@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/json_parse.h"
+
 namespace zb {
 namespace {
 
@@ -45,8 +47,7 @@ std::string Age(double seconds) {
 
 StatusOr<std::string> FormatStatusTable(std::string_view readyz_json) {
   rapidjson::Document doc;
-  doc.Parse(readyz_json.data(), readyz_json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  if (!ParseJson(readyz_json, doc).ok() || !doc.IsObject()) {
     return Status::InvalidArgument("the answer is not a JSON object");
   }
   auto accounts = doc.FindMember("accounts");

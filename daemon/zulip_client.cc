@@ -1,7 +1,6 @@
 #include "daemon/zulip_client.h"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <cctype>
@@ -9,6 +8,7 @@
 #include <memory>
 
 #include "daemon/backoff.h"
+#include "daemon/json_parse.h"
 
 namespace zb {
 
@@ -122,12 +122,11 @@ std::optional<int64_t> GetInt(const rapidjson::Value& object, const char* name) 
 // set to the failure.
 bool ParseSuccessBody(ZulipEndpoint endpoint, const std::string& body, rapidjson::Document& doc,
                       ZulipOutcome& outcome) {
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  Status parsed = ParseJson(body, doc);
+  if (!parsed.ok() || !doc.IsObject()) {
     outcome = Fail(std::move(outcome), ZulipErrorKind::kTransient, EndpointName(endpoint),
-                   "HTTP " + std::to_string(outcome.http_status) + ": body is not a JSON object (" +
-                       rapidjson::GetParseError_En(doc.GetParseError()) + " at byte " +
-                       std::to_string(doc.GetErrorOffset()) + ")");
+                   "HTTP " + std::to_string(outcome.http_status) + ": body is not a JSON object" +
+                       (parsed.ok() ? std::string() : " (" + parsed.message() + ")"));
     return false;
   }
   return true;
@@ -190,8 +189,7 @@ ZulipOutcome ClassifyZulipResponse(ZulipEndpoint endpoint, const HttpResult& res
   rapidjson::Document doc;
   bool is_json = false;
   if (!result.body.empty()) {
-    doc.Parse(result.body.data(), result.body.size());
-    is_json = !doc.HasParseError() && doc.IsObject();
+    is_json = ParseJson(result.body, doc).ok() && doc.IsObject();
     if (is_json) {
       outcome.code = GetString(doc, "code");
       outcome.msg = Bounded(GetString(doc, "msg"));

@@ -28,8 +28,9 @@ namespace zb {
 // What an account should do about a failed call.
 enum class ZulipErrorKind {
   kNone = 0,
-  // 5xx, timeouts, resets, refused connections, non-JSON or truncated bodies: back off (with
-  // jitter) and retry the same thing. Status: Unavailable.
+  // 5xx, timeouts, resets, refused connections, non-JSON or truncated bodies, bodies nested
+  // deeper than kMaxJsonDepth (json_parse.h): back off (with jitter) and retry the same thing.
+  // Status: Unavailable.
   kTransient,
   // 429: wait retry_after_seconds (back off when the server gave none), then retry.
   // Status: Unavailable.

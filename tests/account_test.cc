@@ -1043,6 +1043,67 @@ TEST_F(AccountTest, AResumedQueueKeepsItsFeatureLevelAndLastGoodPoll) {
               HasSubstr("\"last_good_poll\":\"2025-01-01T00:00:00"));
 }
 
+// What a lost queue looks like to its next GET.
+FakeResponse QueueLost(const std::string& queue_id = "q1") {
+  return FakeResponse::Json(400, R"({"result":"error","msg":"Bad event queue ID: )" + queue_id +
+                                     R"(","code":"BAD_EVENT_QUEUE_ID","queue_id":")" + queue_id +
+                                     "\"}");
+}
+
+// A narrow naming a channel that was renamed, deleted or left: Zulip refuses every page with a
+// 400, however often it is asked, while the new queue, never polled, expires. A 5xx before it
+// is still retried.
+TEST_F(AccountTest, ABackfillPageRefusedWith400ParksTheAccountWithZulipsReason) {
+  config_.narrow = {{"channel", "renamed away"}};
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(QueueLost("q1"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  Answer(FakeResponse::Json(502, "<html>502 Bad Gateway</html>"));
+  EXPECT_EQ(Snapshot().state, AccountState::kBackingOff);
+  Advance(1s);
+  ASSERT_EQ(LastCall().endpoint, "messages") << "a 5xx on a backfill page is retried";
+  const size_t calls = CallCount();
+
+  Answer(FakeResponse::Json(
+      400,
+      R"({"result":"error","msg":"Invalid narrow operator: unknown channel","code":"BAD_REQUEST"})"));
+  AccountSnapshot parked = Snapshot();
+  EXPECT_EQ(parked.state, AccountState::kParked);
+  EXPECT_THAT(parked.parked_reason, HasSubstr("GET /messages"));
+  EXPECT_THAT(parked.parked_reason, HasSubstr("unknown channel"));
+  Advance(1h);
+  EXPECT_EQ(CallCount(), calls) << "a refused backfill page was asked again";
+  EXPECT_EQ(Snapshot().state, AccountState::kParked);
+}
+
+// Servers before feature level 250 know the public-channels operator only as `streams`.
+TEST_F(AccountTest, TheBackfillSpellsThePublicChannelsOperatorForTheServersFeatureLevel) {
+  for (int64_t feature_level : {200, 400}) {
+    SCOPED_TRACE(feature_level);
+    config_.all_public_streams = true;
+    MakeAccount();
+    RegisterQueue("q1");
+    Answer(QueueLost("q1"));
+    const std::string newest = R"("zulip_feature_level":400)";
+    std::string reg = RegisterOk("q2");
+    reg.replace(reg.find(newest), newest.size(),
+                R"("zulip_feature_level":)" + std::to_string(feature_level));
+    Answer(FakeResponse::Json(200, reg));
+    // Several narrows: each one's newest message is read first, the account's own first.
+    ASSERT_EQ(LastCall().endpoint, "messages");
+    EXPECT_EQ(LastCall().Param("narrow"), "[]");
+    Answer(FakeResponse::Json(200, NoMessages()));
+    ASSERT_EQ(LastCall().endpoint, "messages");
+    EXPECT_EQ(LastCall().Param("narrow"), feature_level >= 250
+                                              ? R"([{"operator":"channels","operand":"public"}])"
+                                              : R"([{"operator":"streams","operand":"public"}])");
+    OnLoop([this] { account_.reset(); });
+  }
+}
+
 TEST_F(AccountTest, UnauthorizedRegisterParksTheAccountWithTheServersReason) {
   MakeAccount();
   Start();
@@ -1137,6 +1198,31 @@ TEST_F(AccountTest, ServerErrorBacksOffAndRetriesTheSameQueue) {
   EXPECT_EQ(calls[3].Param("queue_id"), "q1");
   EXPECT_EQ(calls[3].Param("last_event_id"), "0");
   EXPECT_EQ(QueuesLost(), 0u);
+}
+
+// A body nested 200,000 deep (a broken proxy, a hostile site) overflowed the stack of a
+// recursive parser and took the process down; it is a bad body of this account's call, retried.
+TEST_F(AccountTest, BodiesNestedTwoHundredThousandDeepAreRetriedNotACrash) {
+  const std::string deep = std::string(200'000, '[') + std::string(200'000, ']');
+  MakeAccount();
+  Start();
+  Answer(FakeResponse::Json(
+      200,
+      R"({"result":"success","queue_id":"q1","last_event_id":-1,"realm_users":)" + deep + "}"));
+  EXPECT_EQ(Snapshot().state, AccountState::kBackingOff);
+  EXPECT_THAT(Snapshot().last_error, HasSubstr("nesting deeper than 512"));
+  Advance(1s);
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q1")));
+  ASSERT_EQ(LastCall().endpoint, "events");
+
+  Answer(FakeResponse::Json(200, R"({"result":"success","events":[)" + deep + "]}"));
+  EXPECT_EQ(Snapshot().state, AccountState::kBackingOff);
+  EXPECT_THAT(Snapshot().last_error, HasSubstr("nesting deeper than 512"));
+  Advance(1s);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("queue_id"), "q1");
+  EXPECT_EQ(LastCall().Param("last_event_id"), "-1");
 }
 
 TEST_F(AccountTest, ResumesTheCheckpointedQueueWithoutRegistering) {

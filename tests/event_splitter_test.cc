@@ -427,6 +427,27 @@ TEST(EventSplitterTest, OversizedEnvelopeIsCorruption) {
   EXPECT_TRUE(splitter.Feed(body).status().IsCorruption());
 }
 
+// 200,000 levels overflowed the stack of a recursive parser; a GET /events body or a single
+// event nested that deep is a bad body, not a crash.
+TEST(EventSplitterTest, EventsBodyNestedTwoHundredThousandDeepIsCorruption) {
+  const size_t depth = 200'000;
+  std::string body = R"({"result":"success","events":[)" + std::string(depth, '[') +
+                     std::string(depth, ']') + "]}";
+  Split split = SplitInChunks(body, {body.size() / 3, body.size() / 2});
+  EXPECT_TRUE(split.status.IsCorruption()) << split.status.message();
+  EXPECT_THAT(split.status.message(), HasSubstr("nesting deeper than 512"));
+  EXPECT_TRUE(split.events.empty());
+}
+
+TEST(ParseEventHeaderTest, EventNestedTwoHundredThousandDeepIsInvalidArgument) {
+  const size_t depth = 200'000;
+  std::string event =
+      R"({"id":1,"type":"x","deep":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  StatusOr<EventHeader> header = ParseEventHeader(event);
+  EXPECT_TRUE(header.status().IsInvalidArgument());
+  EXPECT_THAT(header.status().message(), HasSubstr("nesting deeper than 512"));
+}
+
 TEST(ParseEventHeaderTest, ChannelMessage) {
   StatusOr<EventHeader> header =
       ParseEventHeader(R"({"type":"message","flags":[],"id":12,"message":{"id":31,"stream_id":1,)"

@@ -63,7 +63,9 @@ class MessageBackfillTest : public ::testing::Test {
       Append(invisible_, send({"iago@zulip.com", "hidden", "t", {}, "private, not subscribed"}));
       Append(own_, send({"iago@zulip.com", "", "", {kBot}, "a direct message to the bot"}));
       Append(invisible_, send({"iago@zulip.com", "", "", {"hamlet@zulip.com"}, "not the bot's"}));
-      Append(own_, send({kBot, "Verona", "t", {}, "the bot's own"}));
+      std::vector<int64_t> bots = send({kBot, "Verona", "t", {}, "the bot's own"});
+      Append(own_, bots);
+      Append(bots_own_, bots);
     }
 
     StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(RealClock::Instance());
@@ -83,11 +85,14 @@ class MessageBackfillTest : public ::testing::Test {
     to.insert(to.end(), ids.begin(), ids.end());
   }
 
-  MessageBackfillOptions Options(bool all_public_streams) {
+  MessageBackfillOptions Options(bool all_public_streams,
+                                 std::vector<std::pair<std::string, std::string>> narrow = {}) {
     AccountConfig account;
+    account.email = kBot;
     account.all_public_streams = all_public_streams;
+    account.narrow = std::move(narrow);
     MessageBackfillOptions options;
-    options.narrows = BackfillNarrows(account);
+    options.narrows = PlanBackfill(account, 400).narrows;
     options.page_size = 4;  // many pages per narrow
     options.batch_size = 5;
     return options;
@@ -132,6 +137,7 @@ class MessageBackfillTest : public ::testing::Test {
   std::unique_ptr<CurlTransport> transport_;
   std::unique_ptr<ZulipClient> client_;
   std::vector<int64_t> own_, public_only_, invisible_;
+  std::vector<int64_t> bots_own_;  // in own_ too: sent by the bot
   int failures_ = 0;
 };
 
@@ -148,6 +154,42 @@ TEST_F(MessageBackfillTest, AllPublicStreamsAccountAlsoGetsUnsubscribedPublicCha
   expected.insert(expected.end(), public_only_.begin(), public_only_.end());
   // Sorted and unique: Denmark is in both narrows and must come out once.
   EXPECT_THAT(Drain(backfill), ElementsAreArray(Sorted(expected)));
+}
+
+// Zulip gives a queue with a narrow every public-channel message the narrow matches, the bot
+// subscribed or not (FACTS §3): the backfill reads them back too.
+TEST_F(MessageBackfillTest, NarrowedAccountAlsoGetsThePublicChannelMessagesItsNarrowMatches) {
+  MessageBackfill backfill(*client_, Options(false, {{"sender", "iago@zulip.com"}}), -1);
+  std::vector<int64_t> expected;
+  for (int64_t id : own_) {
+    if (std::find(bots_own_.begin(), bots_own_.end(), id) == bots_own_.end()) {
+      expected.push_back(id);
+    }
+  }
+  expected.insert(expected.end(), public_only_.begin(), public_only_.end());
+  EXPECT_THAT(Drain(backfill), ElementsAreArray(Sorted(expected)));
+}
+
+// The queue judged is:unread on the message as sent (unsubscribed public-channel messages come
+// with no flags, so unread); GET /messages would judge it as now, and in the own history only.
+// Every message but the bot's own (read when sent) is what the queue delivered.
+TEST_F(MessageBackfillTest, UnreadNarrowIsJudgedAsWhenSentNotAsNow) {
+  MessageBackfill backfill(*client_, Options(false, {{"is", "unread"}}), -1);
+  std::vector<int64_t> expected;
+  for (int64_t id : own_) {
+    if (std::find(bots_own_.begin(), bots_own_.end(), id) == bots_own_.end()) {
+      expected.push_back(id);
+    }
+  }
+  expected.insert(expected.end(), public_only_.begin(), public_only_.end());
+  EXPECT_THAT(Drain(backfill), ElementsAreArray(Sorted(expected)));
+}
+
+// No message is starred when it is sent, so a queue narrowed to is:starred delivered none,
+// however many are starred by the time the backfill runs.
+TEST_F(MessageBackfillTest, StarredNarrowReadsBackNothing) {
+  MessageBackfill backfill(*client_, Options(true, {{"is", "starred"}}), -1);
+  EXPECT_TRUE(Drain(backfill).empty());
 }
 
 TEST_F(MessageBackfillTest, StartsAfterTheAnchorAndShapesEachAsALiveMessageEvent) {
@@ -231,21 +273,86 @@ TEST_F(MessageBackfillTest, AFailedPageIsAskedAgainAndNothingIsLost) {
   EXPECT_GT(failures_, 0);
 }
 
-TEST(BackfillNarrowsTest, UnionIsOwnHistoryPlusPublicChannelsWithTheRegisterNarrowApplied) {
+std::vector<std::string> NarrowJsons(const BackfillPlan& plan) {
+  std::vector<std::string> out;
+  for (const BackfillNarrow& narrow : plan.narrows) out.push_back(narrow.narrow_json);
+  return out;
+}
+
+TEST(PlanBackfillTest, UnionIsOwnHistoryPlusPublicChannelsWithTheRegisterNarrowApplied) {
   AccountConfig plain;
-  EXPECT_THAT(BackfillNarrows(plain), ElementsAreArray({"[]"}));
+  EXPECT_THAT(NarrowJsons(PlanBackfill(plain, 400)), ElementsAreArray({"[]"}));
   AccountConfig everything;
   everything.all_public_streams = true;
   everything.narrow = {{"topic", "deploys \"prod\""}};
-  EXPECT_THAT(BackfillNarrows(everything),
+  EXPECT_THAT(NarrowJsons(PlanBackfill(everything, 400)),
               ElementsAreArray({R"([{"operator":"topic","operand":"deploys \"prod\""}])",
                                 R"([{"operator":"topic","operand":"deploys \"prod\""},)"
                                 R"({"operator":"channels","operand":"public"}])"}));
+  // Before feature level 250 (and when it is not known yet) the operator's old name.
+  EXPECT_THAT(NarrowJsons(PlanBackfill(everything, 0))[1],
+              ::testing::HasSubstr(R"("operator":"streams")"));
+  EXPECT_THAT(NarrowJsons(PlanBackfill(everything, 249))[1],
+              ::testing::HasSubstr(R"("operator":"streams")"));
   AccountConfig one_channel;
   one_channel.all_public_streams = true;
   one_channel.narrow = {{"channel", "Denmark"}};
-  EXPECT_THAT(BackfillNarrows(one_channel),
+  EXPECT_THAT(NarrowJsons(PlanBackfill(one_channel, 400)),
               ElementsAreArray({R"([{"operator":"channel","operand":"Denmark"}])"}));
+}
+
+TEST(PlanBackfillTest, AnyNarrowAlsoReadsThePublicChannelsUnlessItCannotMatchThem) {
+  AccountConfig sender;
+  sender.narrow = {{"sender", "x@example.com"}};
+  EXPECT_THAT(NarrowJsons(PlanBackfill(sender, 400)),
+              ElementsAreArray({R"([{"operator":"sender","operand":"x@example.com"}])",
+                                R"([{"operator":"sender","operand":"x@example.com"},)"
+                                R"({"operator":"channels","operand":"public"}])"}));
+  AccountConfig direct;
+  direct.narrow = {{"is", "dm"}};
+  EXPECT_THAT(NarrowJsons(PlanBackfill(direct, 400)),
+              ElementsAreArray({R"([{"operator":"is","operand":"dm"}])"}));
+  // The queue does not check is:read: it matched everything, public channels included.
+  AccountConfig read;
+  read.narrow = {{"is", "read"}};
+  EXPECT_THAT(NarrowJsons(PlanBackfill(read, 400)),
+              ElementsAreArray({"[]", R"([{"operator":"channels","operand":"public"}])"}));
+}
+
+TEST(PlanBackfillTest, FlagTermsAreJudgedHereAsWhenSentAndTheirLimitsNamed) {
+  AccountConfig unread;
+  unread.email = "bot@example.com";
+  unread.narrow = {{"is", "unread"}, {"topic", "t"}};
+  BackfillPlan plan = PlanBackfill(unread, 400);
+  ASSERT_EQ(plan.narrows.size(), 2u);
+  EXPECT_EQ(plan.narrows[0].narrow_json, R"([{"operator":"topic","operand":"t"}])");
+  EXPECT_EQ(plan.narrows[0].not_sent_by, "bot@example.com");
+  EXPECT_EQ(plan.narrows[1].not_sent_by, "bot@example.com");
+  EXPECT_THAT(plan.limits, ::testing::Contains(::testing::HasSubstr("is:unread")));
+  EXPECT_THAT(plan.limits, ::testing::Contains(::testing::HasSubstr("topic:t")));
+
+  // is:alerted is the queue's "mentioned" flag, not GET /messages' alert words.
+  AccountConfig alerted;
+  alerted.narrow = {{"is", "alerted"}};
+  plan = PlanBackfill(alerted, 400);
+  ASSERT_EQ(plan.narrows.size(), 2u);
+  EXPECT_EQ(plan.narrows[0].narrow_json, R"([{"operator":"is","operand":"mentioned"}])");
+  EXPECT_TRUE(plan.narrows[0].mentioned);
+  EXPECT_THAT(plan.limits, ::testing::Contains(::testing::HasSubstr("is:alerted")));
+
+  AccountConfig resolved;
+  resolved.narrow = {{"is", "resolved"}};
+  plan = PlanBackfill(resolved, 400);
+  ASSERT_EQ(plan.narrows.size(), 2u);
+  EXPECT_EQ(plan.narrows[1].narrow_json, R"([{"operator":"channels","operand":"public"}])");
+  EXPECT_TRUE(plan.narrows[1].resolved);
+
+  AccountConfig starred;
+  starred.all_public_streams = true;
+  starred.narrow = {{"is", "starred"}};
+  plan = PlanBackfill(starred, 400);
+  ASSERT_EQ(plan.narrows.size(), 1u);
+  EXPECT_TRUE(plan.narrows[0].never);
 }
 
 }  // namespace

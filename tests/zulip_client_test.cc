@@ -18,6 +18,7 @@ namespace zb {
 namespace {
 
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 using ::zb::testing::FakeHttpTransport;
 using ::zb::testing::FakeResponse;
 using ::zb::testing::IsOk;
@@ -248,6 +249,61 @@ TEST(ZulipClientTest, RegisterSuccessThatIsNotJsonIsTransient) {
   transport.Pump();
   ASSERT_TRUE(got);
   EXPECT_EQ(got->outcome.kind, ZulipErrorKind::kTransient);
+}
+
+// A body nested this deep overflowed the stack of a recursive parser (exit 139, every account
+// of the process down); from a broken proxy or a hostile site it must be one call's bad body.
+constexpr size_t kHostileDepth = 200'000;
+std::string NestedArrays(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+TEST(ZulipClientTest, RegisterBodyNestedTooDeepIsATransientErrorNamingTheCallAndTheDepth) {
+  FakeHttpTransport transport;
+  ZulipClient client(transport, Options());
+  std::optional<ZulipReply<RegisterResult>> got;
+  transport.Script(FakeResponse::Json(
+      200, R"({"result":"success","queue_id":"q","last_event_id":-1,"realm_users":)" +
+               NestedArrays(kHostileDepth) + "}"));
+  client.Register({}, [&](ZulipReply<RegisterResult> r) { got = std::move(r); });
+  transport.Pump();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->outcome.kind, ZulipErrorKind::kTransient);
+  EXPECT_THAT(got->outcome.status.message(), HasSubstr("POST /register"));
+  EXPECT_THAT(got->outcome.status.message(), HasSubstr("nesting deeper than 512"));
+}
+
+TEST(ZulipClientTest, ServerSettingsBodyNestedTooDeepIsATransientError) {
+  FakeHttpTransport transport;
+  ZulipClient client(transport, Options());
+  std::optional<ZulipReply<ServerSettingsResult>> got;
+  transport.Script(
+      FakeResponse::Json(200, R"({"zulip_version":)" + NestedArrays(kHostileDepth) + "}"));
+  client.ServerSettings([&](ZulipReply<ServerSettingsResult> r) { got = std::move(r); });
+  transport.Pump();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->outcome.kind, ZulipErrorKind::kTransient);
+  EXPECT_THAT(got->outcome.status.message(), HasSubstr("nesting deeper than 512"));
+}
+
+TEST(ZulipClientTest, GetMessagesBodyNestedTooDeepIsATransientErrorNamingTheCall) {
+  FakeHttpTransport transport;
+  ZulipClient client(transport, Options());
+  std::optional<ZulipReply<std::string>> got;
+  transport.Script(FakeResponse::Json(
+      200, R"({"result":"success","found_newest":true,"messages":[{"id":1,"content":)" +
+               NestedArrays(kHostileDepth) + "}]}"));
+  client.GetMessages({.anchor = "0"}, [&](ZulipReply<std::string> r) { got = std::move(r); });
+  transport.Pump();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->outcome.kind, ZulipErrorKind::kTransient);
+  EXPECT_THAT(got->outcome.status.message(), HasSubstr("GET /messages"));
+  EXPECT_THAT(got->outcome.status.message(), HasSubstr("nesting deeper than 512"));
+}
+
+TEST(ZulipClientTest, ErrorBodyNestedTooDeepIsNotZulipsAnswer) {
+  ZulipOutcome o = ClassifyZulipResponse(
+      ZulipEndpoint::kGetMessages, Result(400, R"({"result":"error","code":"BAD_REQUEST","x":)" +
+                                                   NestedArrays(kHostileDepth) + "}"));
+  EXPECT_EQ(o.kind, ZulipErrorKind::kTransient);
 }
 
 TEST(ZulipClientTest, GetEventsStreamsA200BodyToTheSink) {

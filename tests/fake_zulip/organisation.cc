@@ -339,7 +339,7 @@ StatusOr<FetchResult> Organisation::Fetch(const FetchRequest& request) const {
         return Status::InvalidArgument("Invalid narrow operator: unknown channel");
       }
       if (!term.negated) scope_channel = channel;
-    } else if (term.op == "channels") {
+    } else if (term.op == "channels" || term.op == "streams") {  // "streams": the old name
       if (term.operand != "public" && term.operand != "web-public") {
         return Status::InvalidArgument("Invalid narrow operator: unknown channels operand " +
                                        term.operand);
@@ -372,7 +372,7 @@ StatusOr<FetchResult> Organisation::Fetch(const FetchRequest& request) const {
         const Channel* channel = m.is_channel() ? FindChannel(m.channel_id) : nullptr;
         hit = channel && (Lower(channel->name) == Lower(term.operand) ||
                           std::to_string(channel->id) == term.operand);
-      } else if (term.op == "channels") {
+      } else if (term.op == "channels" || term.op == "streams") {
         hit = term.operand == "public" && m.is_channel() && !channels_.at(m.channel_id).invite_only;
       } else if (term.op == "topic") {
         hit = m.is_channel() && Lower(m.topic) == Lower(term.operand);
