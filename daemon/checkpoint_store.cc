@@ -269,8 +269,13 @@ Status CheckpointStore::ReadAll() {
                                 checkpoint->account + "\"");
     }
     committed_[account] = std::move(*checkpoint);
+    // What is read here is acted on (sent to Zulip as last_event_id), so it must be durable,
+    // not merely in the page cache: a commit whose file or directory sync failed in an earlier
+    // run may have left a newer checkpoint that a power loss would still take back.
+    ZB_RETURN_IF_ERROR(fs_.SyncFile(path));
   }
-  return Status::Ok();
+  // The renames and removals of earlier runs, and the temp files removed above.
+  return fs_.SyncDir(dir_);
 }
 
 StatusOr<Checkpoint> CheckpointStore::Load(std::string_view account) const {

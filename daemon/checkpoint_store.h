@@ -14,6 +14,11 @@
 // file system (other programs' dirty data too), so a commit of only a few accounts fsyncs their
 // temp files one by one instead (Options::syncfs_min_accounts).
 //
+// Open makes what it reads durable (an fsync of each checkpoint and of the directory) before
+// anyone acts on it: an earlier run's commit whose sync failed may have left a newer checkpoint
+// in the page cache only, and sending its watermark to Zulip would put the disk behind what
+// Zulip was told (found by the simulation, #15).
+//
 // Failure: a failed Commit reports the error (path and strerror) and leaves the staged
 // checkpoints pending for the next Commit. Before any rename, nothing on disk changed. If a
 // rename or the directory fsync fails, the accounts already renamed are put back to their
