@@ -322,7 +322,7 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       env_(std::move(env)),
       client_(env_.transport, ZulipClientOptionsFor(config)),
       router_(router_options),
-      backoff_(backoff_policy, env_.clock, std::random_device{}()),
+      backoff_(backoff_policy, env_.clock, env_.backoff_seed.value_or(std::random_device{}())),
       metrics_(std::make_unique<Metrics>(env_.metrics, config.name, env_.per_account_type_metrics)),
       published_messages_(kPublishedMessagesKept) {}
 

@@ -112,6 +112,9 @@ struct AccountEnv {
   std::function<void(Account&)> request_commit;
   // metrics.per_account_type: also count events per account and type (series account x type).
   bool per_account_type_metrics = false;
+  // The seed of the account's backoff jitter; unset: from std::random_device. The simulation
+  // (tests/sim/) sets it, so that one seed decides every wait.
+  std::optional<uint64_t> backoff_seed;
 };
 
 // What /readyz, `status` and STATUS= show about an account.

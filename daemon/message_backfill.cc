@@ -15,6 +15,9 @@
 namespace zb {
 namespace {
 
+// Messages per page when reading back (MessageBackfillOptions::rewind_to_unix_seconds).
+constexpr int kRewindPageSize = 100;
+
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void WriteTerms(JsonWriter& w, const std::vector<std::pair<std::string, std::string>>& terms) {
@@ -356,7 +359,8 @@ void MessageBackfill::Rewind(Cursor& cursor) {
   request.anchor = std::to_string(cursor.anchor);
   // The anchor itself is known: it is where the forward read would have started.
   request.include_anchor = false;
-  request.num_before = options_.page_size;
+  // Reading back usually needs a few minutes of messages, not a page of a thousand.
+  request.num_before = std::min(options_.page_size, kRewindPageSize);
   request.num_after = 0;
   request.narrow_json = cursor.narrow.narrow_json;
   request.apply_markdown = options_.apply_markdown;

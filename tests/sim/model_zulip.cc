@@ -1,0 +1,396 @@
+#include "tests/sim/model_zulip.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace zb::sim {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string ErrorBody(const std::string& code, const std::string& msg) {
+  return R"({"result":"error","msg":")" + msg + R"(","code":")" + code + "\"}";
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+ModelZulip::ModelZulip(SimRuntime& runtime, std::mt19937_64& rng) : runtime_(runtime), rng_(rng) {}
+
+std::string ModelZulip::Param(const HttpRequest& request, const std::string& name) {
+  for (const auto& [k, v] : request.query) {
+    if (k == name) return v;
+  }
+  for (const auto& [k, v] : request.form) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+std::string ModelZulip::MessageJson(const Message& m) const {
+  return R"({"id":)" + std::to_string(m.id) + R"(,"timestamp":)" + std::to_string(m.timestamp) +
+         R"(,"type":"stream","stream_id":1,"display_recipient":"general","subject":"t",)"
+         R"("sender_email":"iago@zulip.sim","content":"message )" +
+         std::to_string(m.id) + (m.big ? std::string(5000, '.') : std::string()) + "\"";
+}
+
+void ModelZulip::SendMessage(bool big) {
+  Message m{next_message_id_++,
+            std::chrono::duration_cast<std::chrono::seconds>(runtime_.WallNow().time_since_epoch())
+                .count(),
+            false, big};
+  messages_.emplace(m.id, m);
+  ++uncommitted_;
+  // The sending transaction commits a little later; its event goes out on commit.
+  std::uniform_int_distribution<int> delay_ms(0, 2000);
+  int64_t id = m.id;
+  runtime_.AddTimer(std::chrono::milliseconds(delay_ms(rng_)), [this, id] { Commit(id); });
+}
+
+void ModelZulip::Commit(int64_t message_id) {
+  Message& m = messages_.at(message_id);
+  m.committed = true;
+  --uncommitted_;
+  for (auto& [queue_id, queue] : queues_) {
+    QueueEvent event;
+    event.json = R"({"type":"message","message":)" + MessageJson(m) + R"(},"flags":[])";
+    event.message_id = m.id;
+    Push(queue_id, std::move(event));
+  }
+}
+
+void ModelZulip::SendTyping() {
+  for (auto& [queue_id, queue] : queues_) {
+    QueueEvent event;
+    event.json = R"({"type":"typing","op":"start","sender":{"user_id":9,"email":"iago@zulip.sim"})";
+    Push(queue_id, std::move(event));
+  }
+}
+
+void ModelZulip::Push(const std::string& queue_id, QueueEvent event) {
+  Queue& q = queues_.at(queue_id);
+  // Merged flag events take the newest id: the queue's ids skip.
+  if (std::bernoulli_distribution(0.1)(rng_)) ++q.next_event_id;
+  event.id = q.next_event_id++;
+  event.json += R"(,"id":)" + std::to_string(event.id) + "}";
+  q.ids.insert(event.id);
+  q.events.push_back(std::move(event));
+  if (q.parked != 0) {
+    Handle parked = q.parked;
+    q.parked = 0;
+    runtime_.CancelTimer(q.heartbeat_timer);
+    q.heartbeat_timer = 0;
+    Transfer& t = transfers_.at(parked);
+    t.queue_id.clear();
+    ServeEvents(parked, t);
+  }
+}
+
+void ModelZulip::LoseQueue(const std::string& queue_id) {
+  auto it = queues_.find(queue_id);
+  if (it == queues_.end()) return;
+  runtime_.CancelTimer(it->second.heartbeat_timer);
+  Handle parked = it->second.parked;
+  queues_.erase(it);
+  if (parked != 0) {
+    // The connection of a parked GET breaks with the queue.
+    Transfer& t = transfers_.at(parked);
+    t.queue_id.clear();
+    t.error = TransportError::kReset;
+    Finish(parked);
+  }
+}
+
+void ModelZulip::LoseAllQueues() {
+  std::vector<std::string> ids;
+  for (const auto& [id, q] : queues_) ids.push_back(id);
+  for (const std::string& id : ids) LoseQueue(id);
+}
+
+void ModelZulip::DropConnections() {
+  for (auto& [handle, t] : transfers_) {
+    runtime_.CancelTimer(t.timer);
+    if (!t.queue_id.empty()) {
+      auto q = queues_.find(t.queue_id);
+      if (q != queues_.end() && q->second.parked == handle) {
+        q->second.parked = 0;
+        runtime_.CancelTimer(q->second.heartbeat_timer);
+        q->second.heartbeat_timer = 0;
+      }
+    }
+  }
+  transfers_.clear();
+}
+
+std::vector<int64_t> ModelZulip::CommittedMessageIds() const {
+  std::vector<int64_t> ids;
+  for (const auto& [id, m] : messages_) {
+    if (m.committed) ids.push_back(id);
+  }
+  return ids;
+}
+
+HttpTransport::Handle ModelZulip::Start(HttpRequest request, HttpCallbacks callbacks) {
+  ++requests_;
+  if (!bridge_running_) {
+    violations_.push_back("a request while the bridge is stopped: " + request.url);
+  }
+  Handle handle = next_handle_++;
+  Transfer& t = transfers_[handle];
+  t.request = std::move(request);
+  t.callbacks = std::move(callbacks);
+  std::uniform_int_distribution<int> latency_ms(1, 50);
+  t.timer = runtime_.AddTimer(std::chrono::milliseconds(latency_ms(rng_)),
+                              [this, handle] { Serve(handle); });
+  return handle;
+}
+
+void ModelZulip::Serve(Handle handle) {
+  Transfer& t = transfers_.at(handle);
+  t.timer = 0;
+  if (fault_rate_ > 0 && std::bernoulli_distribution(fault_rate_)(rng_)) {
+    switch (rng_() % 4) {
+      case 0:
+        Answer(handle, 502, "<html><body>502 Bad Gateway</body></html>");
+        return;
+      case 1:
+        t.retry_after = "1.5";
+        Answer(
+            handle, 429,
+            R"({"result":"error","msg":"API usage exceeded rate limit","code":"RATE_LIMIT_HIT","retry-after":1.5})");
+        return;
+      case 2:
+        t.error = TransportError::kReset;
+        Finish(handle);
+        return;
+      default:
+        t.cut_at = 1;  // a cut somewhere in the body, placed in Answer()
+        break;
+    }
+  }
+  const std::string& url = t.request.url;
+  if (EndsWith(url, "/register") && t.request.method == HttpMethod::kPost) {
+    std::string id = "q" + std::to_string(next_queue_++);
+    newest_queue_ = id;
+    std::vector<int64_t> committed = CommittedMessageIds();
+    int64_t max_id = committed.empty() ? -1 : committed.back();
+    queues_[id].registered_max_message_id = max_id;
+    std::string body = R"({"result":"success","msg":"","queue_id":")" + id +
+                       R"(","last_event_id":-1,"zulip_version":"10.2","zulip_feature_level":400,)"
+                       R"("event_queue_longpoll_timeout_seconds":90)";
+    if (max_id >= 0) body += R"(,"max_message_id":)" + std::to_string(max_id);
+    Answer(handle, 200, body + "}");
+  } else if (EndsWith(url, "/events") && t.request.method == HttpMethod::kGet) {
+    ServeEvents(handle, t);
+  } else if (EndsWith(url, "/events") && t.request.method == HttpMethod::kDelete) {
+    std::string id = Param(t.request, "queue_id");
+    if (queues_.count(id)) {
+      LoseQueue(id);
+      Answer(handle, 200, R"({"result":"success","msg":""})");
+    } else {
+      Answer(handle, 400, ErrorBody("BAD_EVENT_QUEUE_ID", "Bad event queue ID: " + id));
+    }
+  } else if (EndsWith(url, "/messages") && t.request.method == HttpMethod::kGet) {
+    Answer(handle, 200, MessagesPage(t));
+  } else {
+    Answer(handle, 404, ErrorBody("BAD_REQUEST", "Not found"));
+  }
+}
+
+void ModelZulip::ServeEvents(Handle handle, Transfer& t) {
+  const std::string queue_id = Param(t.request, "queue_id");
+  auto it = queues_.find(queue_id);
+  if (it == queues_.end()) {
+    reported_lost_.insert(queue_id);
+    Answer(handle, 400, ErrorBody("BAD_EVENT_QUEUE_ID", "Bad event queue ID: " + queue_id));
+    return;
+  }
+  Queue& q = it->second;
+  if (!first_max_message_id_) first_max_message_id_ = q.registered_max_message_id;
+  const int64_t last = std::stoll(Param(t.request, "last_event_id"));
+  if (last < q.newest_pruned) {
+    violations_.push_back("GET /events on " + queue_id + " with last_event_id " +
+                          std::to_string(last) + " after " + std::to_string(q.newest_pruned) +
+                          " was pruned (the disk was behind what Zulip was told)");
+    Answer(handle, 400,
+           ErrorBody("BAD_REQUEST",
+                     "An event newer than " + std::to_string(last) + " has already been pruned!"));
+    return;
+  }
+  if (last >= 0 && !q.ids.count(last)) {
+    violations_.push_back("GET /events on " + queue_id + " with last_event_id " +
+                          std::to_string(last) + ", an id the queue never had");
+  }
+  std::vector<QueueEvent> pruned;
+  while (!q.events.empty() && q.events.front().id <= last) {
+    pruned.push_back(std::move(q.events.front()));
+    q.events.pop_front();
+  }
+  if (!pruned.empty() && prune_check_) {
+    std::string wrong = prune_check_(queue_id, last, pruned);
+    if (!wrong.empty()) violations_.push_back(wrong);
+  }
+  q.newest_pruned = std::max(q.newest_pruned, last);
+  if (q.events.empty()) {
+    // A blocking GET: parked until an event comes, or a heartbeat after 45-55 s.
+    q.parked = handle;
+    t.queue_id = queue_id;
+    std::uniform_int_distribution<int> secs(45, 55);
+    q.heartbeat_timer = runtime_.AddTimer(std::chrono::seconds(secs(rng_)), [this, queue_id] {
+      Queue& queue = queues_.at(queue_id);
+      queue.heartbeat_timer = 0;
+      QueueEvent heartbeat;
+      heartbeat.json = R"({"type":"heartbeat")";
+      heartbeat.heartbeat = true;
+      Push(queue_id, std::move(heartbeat));
+    });
+    return;
+  }
+  std::string body = R"({"result":"success","msg":"","events":[)";
+  for (size_t i = 0; i < q.events.size(); ++i) {
+    if (i > 0) body += ',';
+    body += q.events[i].json;
+  }
+  Answer(handle, 200, body + R"(],"queue_id":")" + queue_id + "\"}");
+}
+
+std::string ModelZulip::MessagesPage(const Transfer& t) const {
+  std::vector<const Message*> committed;
+  for (const auto& [id, m] : messages_) {
+    if (m.committed) committed.push_back(&m);
+  }
+  const std::string anchor_text = Param(t.request, "anchor");
+  const int64_t anchor = anchor_text == "oldest"   ? 0
+                         : anchor_text == "newest" ? INT64_MAX
+                                                   : std::stoll(anchor_text);
+  const bool include = Param(t.request, "include_anchor") != "false";
+  const int before = std::stoi(Param(t.request, "num_before"));
+  const int after = std::stoi(Param(t.request, "num_after"));
+  size_t first = 0;
+  while (first < committed.size() && committed[first]->id < anchor) ++first;
+  std::vector<const Message*> out;
+  size_t i = first;
+  for (int n = 0; n < before && i > 0; ++n) out.insert(out.begin(), committed[--i]);
+  const bool found_oldest = i == 0;
+  size_t j = first;
+  bool found_anchor = false;
+  if (j < committed.size() && committed[j]->id == anchor) {
+    found_anchor = true;
+    if (include) out.push_back(committed[j]);
+    ++j;
+  }
+  for (int n = 0; n < after && j < committed.size(); ++n) out.push_back(committed[j++]);
+  const bool found_newest = j == committed.size();
+  std::string body = R"({"result":"success","msg":"","messages":[)";
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (k > 0) body += ',';
+    body += MessageJson(*out[k]) + R"(,"flags":["read"]})";
+  }
+  auto b = [](bool v) { return v ? "true" : "false"; };
+  return body + R"(],"found_anchor":)" + b(found_anchor) + R"(,"found_oldest":)" + b(found_oldest) +
+         R"(,"found_newest":)" + b(found_newest) + R"(,"history_limited":false})";
+}
+
+void ModelZulip::Answer(Handle handle, int status, std::string body) {
+  Transfer& t = transfers_.at(handle);
+  t.status = status;
+  t.body = std::move(body);
+  if (t.cut_at != SIZE_MAX) {
+    t.cut_at = t.body.size() <= 1 ? 0 : rng_() % t.body.size();
+  }
+  std::uniform_int_distribution<int> latency_ms(1, 30);
+  t.timer = runtime_.AddTimer(std::chrono::milliseconds(latency_ms(rng_)),
+                              [this, handle] { Deliver(handle); });
+}
+
+void ModelZulip::Deliver(Handle handle) {
+  auto it = transfers_.find(handle);
+  if (it == transfers_.end()) return;
+  Transfer& t = it->second;
+  t.timer = 0;
+  if (!t.head_sent) {
+    t.head_sent = true;
+    if (t.callbacks.on_head) {
+      HttpResponseHead head;
+      head.status = t.status;
+      head.retry_after = t.retry_after;
+      head.content_type = t.status == 502 ? "text/html" : "application/json";
+      t.callbacks.on_head(head);
+      if (!transfers_.count(handle)) return;  // cancelled from the callback
+    }
+  }
+  const size_t end = std::min(t.body.size(), t.cut_at);
+  if (t.callbacks.on_body_chunk && t.sent < end) {
+    // One chunk a step, of a random size: events are split anywhere.
+    size_t n = 1 + rng_() % std::max<size_t>(1, std::min<size_t>(end - t.sent, 700));
+    n = std::min(n, end - t.sent);
+    std::string chunk = t.body.substr(t.sent, n);
+    bool taken = t.callbacks.on_body_chunk(chunk);
+    auto again = transfers_.find(handle);
+    if (again == transfers_.end()) return;  // cancelled from the callback
+    if (!taken) {
+      again->second.paused = true;  // offered again after Resume()
+      return;
+    }
+    again->second.sent += n;
+    again->second.timer =
+        runtime_.AddTimer(Clock::Duration::zero(), [this, handle] { Deliver(handle); });
+    return;
+  }
+  if (t.cut_at != SIZE_MAX) t.error = TransportError::kTruncated;
+  Finish(handle);
+}
+
+void ModelZulip::Finish(Handle handle) {
+  auto it = transfers_.find(handle);
+  if (it == transfers_.end()) return;
+  Transfer t = std::move(it->second);
+  transfers_.erase(it);
+  runtime_.CancelTimer(t.timer);
+  HttpResult result;
+  result.error = t.error;
+  if (t.error != TransportError::kNone) result.error_text = "simulated transfer failure";
+  result.head.status = t.error == TransportError::kReset ? 0 : t.status;
+  result.head.retry_after = t.retry_after;
+  result.head.content_type = "application/json";
+  if (!t.callbacks.on_body_chunk) {
+    result.body = t.body.substr(0, std::min(t.body.size(), t.cut_at));
+  }
+  t.callbacks.on_done(std::move(result));
+}
+
+void ModelZulip::Pause(Handle handle) {
+  auto it = transfers_.find(handle);
+  if (it != transfers_.end()) it->second.paused = true;
+}
+
+void ModelZulip::Resume(Handle handle) {
+  auto it = transfers_.find(handle);
+  if (it == transfers_.end() || !it->second.paused) return;
+  it->second.paused = false;
+  if (it->second.timer == 0) {
+    it->second.timer =
+        runtime_.AddTimer(Clock::Duration::zero(), [this, handle] { Deliver(handle); });
+  }
+}
+
+void ModelZulip::Cancel(Handle handle) {
+  auto it = transfers_.find(handle);
+  if (it == transfers_.end()) return;
+  runtime_.CancelTimer(it->second.timer);
+  if (!it->second.queue_id.empty()) {
+    auto q = queues_.find(it->second.queue_id);
+    if (q != queues_.end() && q->second.parked == handle) {
+      q->second.parked = 0;
+      runtime_.CancelTimer(q->second.heartbeat_timer);
+      q->second.heartbeat_timer = 0;
+    }
+  }
+  transfers_.erase(it);
+}
+
+}  // namespace zb::sim

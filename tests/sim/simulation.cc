@@ -1,0 +1,438 @@
+#include "tests/sim/simulation.h"
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "daemon/account.h"
+#include "daemon/checkpoint_store.h"
+#include "daemon/dead_letter_spool.h"
+#include "daemon/fs.h"
+#include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "tests/sim/model_kafka.h"
+#include "tests/sim/model_zulip.h"
+#include "tests/sim/sim_fs.h"
+#include "tests/sim/sim_runtime.h"
+#include "tests/test_support.h"
+
+namespace zb::sim {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kAccount[] = "sim";
+constexpr char kSite[] = "https://zulip.sim";
+constexpr char kStateDir[] = "/state";
+
+// The spool writes through its own file descriptors (only its syncs go through Fs), so it lives
+// in a real temporary directory; a sync there is made a no-op to keep runs fast. An append
+// that returns OK is as good as durable: the simulation never crashes that directory.
+class NoSyncFs final : public PosixFs {
+ public:
+  Status SyncFile(const std::string&) override { return Status::Ok(); }
+  Status SyncFs(const std::string&) override { return Status::Ok(); }
+  Status SyncDir(const std::string&) override { return Status::Ok(); }
+};
+
+std::string HeaderOf(const OwnedKafkaRecord& record, std::string_view name) {
+  for (const auto& [key, value] : record.headers) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+class World {
+ public:
+  explicit World(const SimulationOptions& options)
+      : options_(options),
+        rng_(options.seed),
+        runtime_(Clock::WallTimePoint(std::chrono::seconds(1798761600))),  // 2027-01-01
+        fs_(rng_),
+        zulip_(runtime_, rng_),
+        kafka_(runtime_, rng_, ModelKafkaOptions()) {
+    config_.name = kAccount;
+    config_.site = kSite;
+    config_.email = "bot@zulip.sim";
+    config_.api_key = Secret("sim-key");
+    config_.fetch_event_types = {"message"};
+    router_.site = kSite;
+    router_.bridge_version = "sim";
+    // Messages spread over partitions in some runs (acknowledgements then come out of order).
+    switch (rng_() % 3) {
+      case 0:
+        router_.key_modes["message"] = KeyMode::kNone;
+        break;
+      case 1:
+        router_.key_modes["message"] = KeyMode::kConversation;
+        break;
+      default:
+        break;
+    }
+    backoff_.base = 1s;
+    backoff_.cap = 30s;
+    kafka_.set_sink([this](const DeliveryReport& report) {
+      if (!account_) return;
+      account_->OnDelivery(report);
+      account_->OnProducerRoom();
+    });
+    kafka_.set_on_log([this](const OwnedKafkaRecord& record) { OnLog(record); });
+    zulip_.set_prune_check(
+        [this](const std::string& queue, int64_t last, const std::vector<QueueEvent>& pruned) {
+          return CheckPrune(queue, last, pruned);
+        });
+  }
+
+  SimulationResult Run() {
+    SetLogSinkForTest([this](std::string_view line) { Trace(std::string(line)); },
+                      [this] { return runtime_.Now(); }, false);
+    auto spool = DeadLetterSpool::Open(spool_dir_.path(), spool_fs_, metrics_, {});
+    if (!spool.ok()) return Failed("cannot open the spool: " + spool.status().message());
+    spool_ = std::move(*spool);
+    (void)fs_.CreateDir(kStateDir, 0700);
+    StartBridge();
+    ScheduleChaos();
+    const Clock::TimePoint chaos_end = runtime_.Now() + options_.chaos;
+    while (failure_.empty() && runtime_.Step(chaos_end)) {
+    }
+    runtime_.AdvanceTo(chaos_end);
+    if (failure_.empty()) Settle();
+    SimulationResult result;
+    result.ok = failure_.empty();
+    result.failure = failure_;
+    result.steps = runtime_.steps();
+    result.messages = zulip_.CommittedMessageIds().size();
+    result.records = kafka_.log_size();
+    result.crashes = crashes_;
+    result.queues_lost = zulip_.queues_reported_lost().size();
+    for (const std::string& line : trace_) result.trace += line + "\n";
+    account_.reset();
+    SetLogSinkForTest(nullptr, nullptr, false);
+    return result;
+  }
+
+ private:
+  SimulationResult Failed(std::string why) {
+    SimulationResult result;
+    result.ok = false;
+    result.failure = std::move(why);
+    return result;
+  }
+
+  void Trace(std::string line) {
+    // Log lines carry the machine's time and a newline: the simulated time stands instead.
+    if (line.rfind("ts=", 0) == 0) line.erase(0, line.find(' ') + 1);
+    while (!line.empty() && line.back() == '\n') line.pop_back();
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(runtime_.Now() - Clock::TimePoint{});
+    std::string at = "t=" + std::to_string(ms.count() / 1000) + "." +
+                     std::to_string(1000 + ms.count() % 1000).substr(1) + " ";
+    trace_.push_back(at + line);
+    while (trace_.size() > options_.trace_lines) trace_.pop_front();
+  }
+
+  void Fail(std::string why) {
+    if (failure_.empty()) {
+      failure_ = std::move(why);
+      Trace("VIOLATION: " + failure_);
+    }
+  }
+
+  void CheckViolations() {
+    if (!zulip_.violations().empty()) Fail(zulip_.violations().front());
+    if (kafka_.max_owned_seen() > ModelKafkaOptions().max_records) {
+      Fail("the producer held more records than its limit");
+    }
+  }
+
+  // Kafka's log, indexed for the oracle.
+  void OnLog(const OwnedKafkaRecord& record) {
+    std::string dedup = HeaderOf(record, "zulip-dedup-key");
+    const std::string message_prefix = std::string("msg:") + kSite + ":";
+    if (dedup.rfind(message_prefix, 0) == 0) {
+      messages_in_kafka_.insert(std::stoll(dedup.substr(message_prefix.size())));
+    }
+    std::string queue = HeaderOf(record, "zulip-queue-id");
+    std::string event = HeaderOf(record, "zulip-event-id");
+    if (!queue.empty() && !event.empty()) events_in_kafka_.insert({queue, std::stoll(event)});
+    if (HeaderOf(record, "bridge-record-type") == "gap") {
+      size_t at = record.value.find("\"lost_queue_id\":\"");
+      if (at != std::string::npos) {
+        at += 17;
+        gap_lost_queues_.insert(record.value.substr(at, record.value.find('"', at) - at));
+      }
+    }
+  }
+
+  bool Spooled(const std::string& dedup_key) {
+    StatusOr<std::string> text =
+        spool_fs_.ReadFile(spool_dir_.path() + "/" + DeadLetterSpool::kFileName);
+    return text.ok() && text->find("\"" + dedup_key + "\"") != std::string::npos;
+  }
+
+  // A gap record Kafka refused for good is in the spool (its value escaped in a JSON string,
+  // or as is).
+  bool SpooledGapRecord(const std::string& lost_queue) {
+    StatusOr<std::string> text =
+        spool_fs_.ReadFile(spool_dir_.path() + "/" + DeadLetterSpool::kFileName);
+    if (!text.ok()) return false;
+    return text->find("\\\"lost_queue_id\\\":\\\"" + lost_queue + "\\\"") != std::string::npos ||
+           text->find("\"lost_queue_id\":\"" + lost_queue + "\"") != std::string::npos;
+  }
+
+  std::string CheckPrune(const std::string& queue, int64_t last,
+                         const std::vector<QueueEvent>& pruned) {
+    // The disk must hold what Zulip is told.
+    std::optional<std::string> durable =
+        fs_.DurableContent(std::string(kStateDir) + "/" + kAccount + ".checkpoint.json");
+    StatusOr<Checkpoint> checkpoint = durable
+                                          ? CheckpointStore::Parse(*durable, "durable checkpoint")
+                                          : StatusOr<Checkpoint>(Status::NotFound("none"));
+    if (!checkpoint.ok() || checkpoint->queue_id != queue || checkpoint->watermark < last) {
+      return "GET /events on " + queue + " acknowledged " + std::to_string(last) +
+             " but the durable checkpoint holds " +
+             (checkpoint.ok() ? checkpoint->queue_id + "@" + std::to_string(checkpoint->watermark)
+                              : checkpoint.status().message());
+    }
+    for (const QueueEvent& event : pruned) {
+      if (event.heartbeat) continue;
+      if (events_in_kafka_.count({queue, event.id})) continue;
+      if (event.message_id && messages_in_kafka_.count(*event.message_id)) continue;
+      std::string dedup =
+          event.message_id ? "msg:" + std::string(kSite) + ":" + std::to_string(*event.message_id)
+                           : std::string(kSite) + ":" + queue + ":" + std::to_string(event.id);
+      if (Spooled(dedup)) continue;
+      return "Zulip pruned event " + std::to_string(event.id) + " of " + queue +
+             (event.message_id ? " (message " + std::to_string(*event.message_id) + ")" : "") +
+             " on last_event_id " + std::to_string(last) +
+             ", and it is neither in Kafka nor in the dead-letter spool";
+    }
+    return "";
+  }
+
+  void StartBridge() {
+    Trace("world: the bridge starts");
+    zulip_.set_bridge_running(true);
+    auto store = CheckpointStore::Open(kStateDir, fs_);
+    if (!store.ok()) {
+      // A failing disk at start: systemd restarts the daemon a little later.
+      Trace("world: the bridge cannot start: " + store.status().message());
+      runtime_.AddTimer(5s, [this] { StartBridge(); });
+      zulip_.set_bridge_running(false);
+      return;
+    }
+    store_ = std::move(*store);
+    ++generation_;
+    AccountEnv env{
+        runtime_, zulip_,
+        kafka_,   *store_,
+        *spool_,  metrics_,
+        runtime_, [this, generation = generation_](Account&) {
+                     RequestCommit(generation); }};
+    env.backoff_seed = rng_();
+    account_ = std::make_unique<Account>(config_, router_, backoff_, 0, env);
+    StatusOr<Checkpoint> saved = store_->Load(kAccount);
+    account_->Start(saved.ok() ? std::optional<Checkpoint>(*saved) : std::nullopt);
+    bridge_up_ = true;
+  }
+
+  // As the supervisor does: one commit at the end of the turn for whoever asked.
+  void RequestCommit(uint64_t generation) {
+    if (commit_scheduled_) return;
+    commit_scheduled_ = true;
+    runtime_.Post([this, generation] {
+      commit_scheduled_ = false;
+      if (!account_ || generation != generation_) return;
+      Status committed = store_->Commit();
+      account_->OnCommitted(committed);
+      CheckViolations();
+    });
+  }
+
+  // kill -9: nothing but what is durable survives.
+  void CrashBridge() {
+    Trace("world: kill -9");
+    ++crashes_;
+    account_.reset();
+    store_.reset();
+    commit_scheduled_ = false;
+    bridge_up_ = false;
+    zulip_.DropConnections();
+    zulip_.set_bridge_running(false);
+    kafka_.Crash();
+    fs_.Crash();
+    ScheduleRestart();
+  }
+
+  // SIGTERM: stop polling, wait (bounded) for deliveries, make the checkpoint durable, exit.
+  void TerminateBridge() {
+    Trace("world: SIGTERM");
+    ++crashes_;
+    bridge_up_ = false;  // no other stop while this one drains
+    account_->Stop();
+    zulip_.set_bridge_running(false);
+    WaitForDeliveries(runtime_.Now() + 10s);
+  }
+  void WaitForDeliveries(Clock::TimePoint deadline) {
+    if (account_->in_flight() > 0 && runtime_.Now() < deadline) {
+      runtime_.AddTimer(100ms, [this, deadline] { WaitForDeliveries(deadline); });
+      return;
+    }
+    account_->StageFinalCheckpoint();
+    Status committed = store_->Commit();
+    if (!committed.ok()) Trace("world: final commit failed: " + committed.message());
+    account_.reset();
+    store_.reset();
+    commit_scheduled_ = false;
+    bridge_up_ = false;
+    zulip_.DropConnections();
+    kafka_.Crash();  // what was still in flight at the exit
+    ScheduleRestart();
+  }
+
+  void ScheduleRestart() {
+    std::uniform_int_distribution<int> ms(500, 30000);
+    runtime_.AddTimer(std::chrono::milliseconds(ms(rng_)), [this] { StartBridge(); });
+  }
+
+  void ScheduleChaos() {
+    std::exponential_distribution<double> gap(1.0 / 1.5);  // an action every 1.5 s on average
+    runtime_.AddTimer(DurationFromSeconds(gap(rng_)), [this] {
+      if (!chaos_) return;
+      ChaosAction();
+      CheckViolations();
+      ScheduleChaos();
+    });
+  }
+
+  void ChaosAction() {
+    std::uniform_real_distribution<double> p(0, 1);
+    double roll = p(rng_) * 100;
+    if ((roll -= 55) < 0) {
+      zulip_.SendMessage(/*big=*/p(rng_) < 0.02);
+    } else if ((roll -= 20) < 0) {
+      zulip_.SendTyping();
+    } else if ((roll -= 3) < 0) {
+      Trace("world: Zulip loses queue " + zulip_.newest_queue());
+      zulip_.LoseQueue(zulip_.newest_queue());
+    } else if ((roll -= 1) < 0) {
+      Trace("world: Zulip crashes and loses every queue");
+      zulip_.LoseAllQueues();
+    } else if ((roll -= 3) < 0) {
+      kafka_down_ = !kafka_down_;
+      Trace(std::string("world: Kafka ") + (kafka_down_ ? "goes down" : "comes back"));
+      kafka_.set_down(kafka_down_);
+    } else if ((roll -= 3) < 0) {
+      bool on = p(rng_) < 0.5;
+      double retryable = on ? p(rng_) * 0.2 : 0, permanent = on ? p(rng_) * 0.01 : 0;
+      Trace("world: Kafka fails " + std::to_string(retryable) + " retryably, " +
+            std::to_string(permanent) + " for good");
+      kafka_.set_fault_rates(retryable, permanent);
+    } else if ((roll -= 2) < 0) {
+      double rate = p(rng_) < 0.5 ? p(rng_) * 0.3 : 0;
+      Trace("world: Zulip fails " + std::to_string(rate) + " of requests");
+      zulip_.set_fault_rate(rate);
+    } else if ((roll -= 2) < 0) {
+      double rate = p(rng_) < 0.5 ? p(rng_) * 0.2 : 0;
+      Trace("world: the disk fails " + std::to_string(rate) + " of writes and syncs");
+      fs_.set_fault_rate(rate);
+    } else if ((roll -= 2) < 0) {
+      if (bridge_up_) CrashBridge();
+    } else if ((roll -= 2) < 0) {
+      if (bridge_up_) TerminateBridge();
+    } else {
+      zulip_.SendMessage();
+    }
+  }
+
+  // The faults stop; everything must arrive within the settle time.
+  void Settle() {
+    chaos_ = false;
+    Trace("world: the faults stop");
+    kafka_down_ = false;
+    kafka_.set_down(false);
+    kafka_.set_fault_rates(0, 0);
+    zulip_.set_fault_rate(0);
+    fs_.set_fault_rate(0);
+    const Clock::TimePoint deadline = runtime_.Now() + options_.settle;
+    std::string why;
+    Clock::TimePoint next_check = runtime_.Now();
+    while (failure_.empty()) {
+      if (runtime_.Now() >= next_check) {
+        if (Settled(&why)) return;
+        next_check = runtime_.Now() + 1s;
+      }
+      if (runtime_.Now() >= deadline) {
+        Fail("liveness: " + why + " " + std::to_string(options_.settle.count()) +
+             " s after the faults stopped");
+        return;
+      }
+      if (!runtime_.Step(std::min(deadline, next_check))) {
+        runtime_.AdvanceTo(std::min(deadline, next_check));
+      }
+    }
+  }
+
+  bool Settled(std::string* why) {
+    CheckViolations();
+    if (!bridge_up_ || zulip_.pending_commits()) {
+      *why = "the bridge is not up, or messages are being sent";
+      return false;
+    }
+    const int64_t floor = zulip_.first_max_message_id().value_or(-1);
+    for (int64_t id : zulip_.CommittedMessageIds()) {
+      if (id <= floor || messages_in_kafka_.count(id)) continue;
+      if (Spooled("msg:" + std::string(kSite) + ":" + std::to_string(id))) continue;
+      *why = "message " + std::to_string(id) + " is not in Kafka";
+      return false;
+    }
+    for (const std::string& lost : zulip_.queues_reported_lost()) {
+      if (!gap_lost_queues_.count(lost) && !SpooledGapRecord(lost)) {
+        *why = "queue " + lost + " was lost and no gap record names it";
+        return false;
+      }
+    }
+    return true;
+  }
+
+  const SimulationOptions options_;
+  std::mt19937_64 rng_;
+  SimRuntime runtime_;
+  SimFs fs_;
+  ModelZulip zulip_;
+  ModelKafka kafka_;
+  testing::TempDir spool_dir_;
+  NoSyncFs spool_fs_;
+  MetricsRegistry metrics_;
+  AccountConfig config_;
+  EventRouterOptions router_;
+  BackoffPolicy backoff_;
+  std::unique_ptr<DeadLetterSpool> spool_;
+  std::unique_ptr<CheckpointStore> store_;
+  std::unique_ptr<Account> account_;
+  uint64_t generation_ = 0;
+  bool bridge_up_ = false;
+  bool commit_scheduled_ = false;
+  bool chaos_ = true;
+  bool kafka_down_ = false;
+  uint64_t crashes_ = 0;
+  std::set<int64_t> messages_in_kafka_;
+  std::set<std::pair<std::string, int64_t>> events_in_kafka_;
+  std::set<std::string> gap_lost_queues_;
+  std::deque<std::string> trace_;
+  std::string failure_;
+};
+
+}  // namespace
+
+SimulationResult RunSimulation(const SimulationOptions& options) {
+  World world(options);
+  return world.Run();
+}
+
+}  // namespace zb::sim
