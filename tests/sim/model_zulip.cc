@@ -1,5 +1,7 @@
 #include "tests/sim/model_zulip.h"
 
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -7,6 +9,19 @@ namespace zb::sim {
 namespace {
 
 using namespace std::chrono_literals;
+
+// The organisation: channel id -> (public, the bot subscribed).
+struct Channel {
+  const char* name;
+  bool is_public;
+  bool subscribed;
+};
+constexpr Channel kChannels[] = {
+    {"", false, true},  // 0: a direct message to the bot
+    {"general", true, true}, {"lonely", true, false},
+    {"secret", false, true}, {"hidden", false, false},
+};
+constexpr const char* kSenders[] = {"iago@zulip.sim", "hamlet@zulip.sim"};
 
 std::string ErrorBody(const std::string& code, const std::string& msg) {
   return R"({"result":"error","msg":")" + msg + R"(","code":")" + code + "\"}";
@@ -19,7 +34,44 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-ModelZulip::ModelZulip(SimRuntime& runtime, std::mt19937_64& rng) : runtime_(runtime), rng_(rng) {}
+ModelZulip::ModelZulip(SimRuntime& runtime, std::mt19937_64& rng, Registration registration)
+    : runtime_(runtime), rng_(rng), registration_(std::move(registration)) {}
+
+bool ModelZulip::QueueSees(const Message& m) const {
+  const Channel& channel = kChannels[m.channel];
+  const bool narrowed = !registration_.narrow_sender.empty();
+  bool sees =
+      channel.subscribed || (channel.is_public && (registration_.all_public_streams || narrowed));
+  if (narrowed && m.sender != registration_.narrow_sender) sees = false;
+  return sees;
+}
+
+bool ModelZulip::NarrowMatches(const Message& m, const std::string& narrow_json) const {
+  rapidjson::Document doc;
+  doc.Parse(narrow_json.c_str());
+  bool public_channels = false;
+  std::string sender;
+  if (doc.IsArray()) {
+    for (const auto& term : doc.GetArray()) {
+      std::string op, operand;
+      if (term.IsObject() && term.HasMember("operator") && term.HasMember("operand") &&
+          term["operator"].IsString() && term["operand"].IsString()) {
+        op = term["operator"].GetString();
+        operand = term["operand"].GetString();
+      } else if (term.IsArray() && term.Size() == 2 && term[0].IsString() && term[1].IsString()) {
+        op = term[0].GetString();
+        operand = term[1].GetString();
+      }
+      if ((op == "channels" || op == "streams") && operand == "public") public_channels = true;
+      if (op == "sender") sender = operand;
+    }
+  }
+  const Channel& channel = kChannels[m.channel];
+  // channels:public searches the public channels; otherwise the bot's own history.
+  bool in = public_channels ? (m.channel != 0 && channel.is_public) : channel.subscribed;
+  if (!sender.empty() && m.sender != sender) in = false;
+  return in;
+}
 
 std::string ModelZulip::Param(const HttpRequest& request, const std::string& name) {
   for (const auto& [k, v] : request.query) {
@@ -32,9 +84,15 @@ std::string ModelZulip::Param(const HttpRequest& request, const std::string& nam
 }
 
 std::string ModelZulip::MessageJson(const Message& m) const {
+  std::string where =
+      m.channel == 0
+          ? R"("type":"private","display_recipient":[{"id":1,"email":"bot@zulip.sim"},)"
+            R"({"id":2,"email":")" +
+                m.sender + R"("}])"
+          : R"("type":"stream","stream_id":)" + std::to_string(m.channel) +
+                R"(,"display_recipient":")" + kChannels[m.channel].name + R"(","subject":"t")";
   return R"({"id":)" + std::to_string(m.id) + R"(,"timestamp":)" + std::to_string(m.timestamp) +
-         R"(,"type":"stream","stream_id":1,"display_recipient":"general","subject":"t",)"
-         R"("sender_email":"iago@zulip.sim","content":"message )" +
+         "," + where + R"(,"sender_email":")" + m.sender + R"(","content":"message )" +
          std::to_string(m.id) + (m.big ? std::string(5000, '.') : std::string()) + "\"";
 }
 
@@ -43,6 +101,8 @@ void ModelZulip::SendMessage(bool big) {
             std::chrono::duration_cast<std::chrono::seconds>(runtime_.WallNow().time_since_epoch())
                 .count(),
             false, big};
+  m.channel = static_cast<int>(rng_() % 5);
+  m.sender = kSenders[rng_() % 2];
   messages_.emplace(m.id, m);
   ++uncommitted_;
   // The sending transaction commits a little later; its event goes out on commit.
@@ -55,6 +115,7 @@ void ModelZulip::Commit(int64_t message_id) {
   Message& m = messages_.at(message_id);
   m.committed = true;
   --uncommitted_;
+  if (!QueueSees(m)) return;
   for (auto& [queue_id, queue] : queues_) {
     QueueEvent event;
     event.json = R"({"type":"message","message":)" + MessageJson(m) + R"(},"flags":[])";
@@ -126,10 +187,10 @@ void ModelZulip::DropConnections() {
   transfers_.clear();
 }
 
-std::vector<int64_t> ModelZulip::CommittedMessageIds() const {
+std::vector<int64_t> ModelZulip::CommittedMessageIds(bool visible_only) const {
   std::vector<int64_t> ids;
   for (const auto& [id, m] : messages_) {
-    if (m.committed) ids.push_back(id);
+    if (m.committed && (!visible_only || QueueSees(m))) ids.push_back(id);
   }
   return ids;
 }
@@ -195,7 +256,11 @@ void ModelZulip::Serve(Handle handle) {
       Answer(handle, 400, ErrorBody("BAD_EVENT_QUEUE_ID", "Bad event queue ID: " + id));
     }
   } else if (EndsWith(url, "/messages") && t.request.method == HttpMethod::kGet) {
-    Answer(handle, 200, MessagesPage(t));
+    if (refuse_messages_) {
+      Answer(handle, 400, ErrorBody("BAD_REQUEST", "Invalid channel name 'gone'"));
+    } else {
+      Answer(handle, 200, MessagesPage(t));
+    }
   } else {
     Answer(handle, 404, ErrorBody("BAD_REQUEST", "Not found"));
   }
@@ -259,9 +324,10 @@ void ModelZulip::ServeEvents(Handle handle, Transfer& t) {
 }
 
 std::string ModelZulip::MessagesPage(const Transfer& t) const {
+  const std::string narrow = Param(t.request, "narrow");
   std::vector<const Message*> committed;
   for (const auto& [id, m] : messages_) {
-    if (m.committed) committed.push_back(&m);
+    if (m.committed && NarrowMatches(m, narrow.empty() ? "[]" : narrow)) committed.push_back(&m);
   }
   const std::string anchor_text = Param(t.request, "anchor");
   const int64_t anchor = anchor_text == "oldest"   ? 0

@@ -2,6 +2,11 @@
 // in-process the way FACTS.md says Zulip does, and misbehaves as the seed says.
 //
 // What it models:
+//  - an organisation: four channels (public or private, the bot subscribed or not), two
+//    senders, direct messages to the bot; a queue sees what the bot is subscribed to and its
+//    direct messages, plus every public channel when registered with all_public_streams or any
+//    narrow (FACTS §3), filtered by the narrow (sender terms); GET /messages searches the bot's
+//    history, or the public channels with channels:public/streams:public, with sender terms;
 //  - messages with realm-unique ids, allocated when sent and committed a little later, so that
 //    two concurrent sends reach a queue in the opposite order of their ids (FACTS §3: events
 //    are sent on commit); GET /messages sees committed messages only;
@@ -49,7 +54,13 @@ class ModelZulip final : public HttpTransport {
   using PruneCheck = std::function<std::string(const std::string& queue_id, int64_t last_event_id,
                                                const std::vector<QueueEvent>& pruned)>;
 
-  ModelZulip(SimRuntime& runtime, std::mt19937_64& rng);
+  // What the account registers with, as far as the model reads it.
+  struct Registration {
+    bool all_public_streams = false;
+    std::string narrow_sender;  // "" for no narrow; else [["sender", this]]
+  };
+
+  ModelZulip(SimRuntime& runtime, std::mt19937_64& rng, Registration registration);
 
   // The world's actions.
   // Allocated now, committed within 2 s; a big one is larger than the model Kafka takes.
@@ -60,14 +71,18 @@ class ModelZulip final : public HttpTransport {
   // The bridge process died: every transfer ends without a callback.
   void DropConnections();
   void set_fault_rate(double rate) { fault_rate_ = rate; }
+  // From now on every GET /messages is refused with a 400, as for a narrow naming a channel
+  // that was deleted: a refusal that will not change.
+  void RefuseMessagesForGood() { refuse_messages_ = true; }
+  bool refuses_messages() const { return refuse_messages_; }
   // While false, any request is a violation (the bridge is stopped or dead).
   void set_bridge_running(bool running) { bridge_running_ = running; }
   void set_prune_check(PruneCheck check) { prune_check_ = std::move(check); }
 
   // Observations.
   const std::vector<std::string>& violations() const { return violations_; }
-  // Committed message ids, ascending.
-  std::vector<int64_t> CommittedMessageIds() const;
+  // Committed message ids, ascending; with `visible_only`, those the account's queues could see.
+  std::vector<int64_t> CommittedMessageIds(bool visible_only = false) const;
   // max_message_id of the registration of the first queue the bridge polled (the first it made
   // durable): messages up to it are history, sent before the account's stream began.
   std::optional<int64_t> first_max_message_id() const { return first_max_message_id_; }
@@ -88,7 +103,13 @@ class ModelZulip final : public HttpTransport {
     int64_t timestamp;
     bool committed = false;
     bool big = false;
+    int channel = 0;  // 1..4; 0 for a direct message to the bot
+    std::string sender;
   };
+  // Whether a queue registered as the account is would get `m` (FACTS §3).
+  bool QueueSees(const Message& m) const;
+  // Whether GET /messages with `narrow_json` returns `m`.
+  bool NarrowMatches(const Message& m, const std::string& narrow_json) const;
   struct Queue {
     std::deque<QueueEvent> events;
     int64_t next_event_id = 0;
@@ -126,7 +147,9 @@ class ModelZulip final : public HttpTransport {
 
   SimRuntime& runtime_;
   std::mt19937_64& rng_;
+  const Registration registration_;
   double fault_rate_ = 0;
+  bool refuse_messages_ = false;
   bool bridge_running_ = true;
   PruneCheck prune_check_;
   std::vector<std::string> violations_;

@@ -54,13 +54,18 @@ class World {
         rng_(options.seed),
         runtime_(Clock::WallTimePoint(std::chrono::seconds(1798761600))),  // 2027-01-01
         fs_(rng_),
-        zulip_(runtime_, rng_),
+        registration_(ChooseRegistration(rng_)),
+        zulip_(runtime_, rng_, registration_),
         kafka_(runtime_, rng_, ModelKafkaOptions()) {
     config_.name = kAccount;
     config_.site = kSite;
     config_.email = "bot@zulip.sim";
     config_.api_key = Secret("sim-key");
     config_.fetch_event_types = {"message"};
+    config_.all_public_streams = registration_.all_public_streams;
+    if (!registration_.narrow_sender.empty()) {
+      config_.narrow = {{"sender", registration_.narrow_sender}};
+    }
     router_.site = kSite;
     router_.bridge_version = "sim";
     // Messages spread over partitions in some runs (acknowledgements then come out of order).
@@ -117,6 +122,22 @@ class World {
   }
 
  private:
+  // Most accounts plain; some all_public_streams, some narrowed to one sender.
+  static ModelZulip::Registration ChooseRegistration(std::mt19937_64& rng) {
+    ModelZulip::Registration registration;
+    switch (rng() % 5) {
+      case 0:
+        registration.all_public_streams = true;
+        break;
+      case 1:
+        registration.narrow_sender = "iago@zulip.sim";
+        break;
+      default:
+        break;
+    }
+    return registration;
+  }
+
   SimulationResult Failed(std::string why) {
     SimulationResult result;
     result.ok = false;
@@ -341,6 +362,9 @@ class World {
       double rate = p(rng_) < 0.5 ? p(rng_) * 0.2 : 0;
       Trace("world: the disk fails " + std::to_string(rate) + " of writes and syncs");
       fs_.set_fault_rate(rate);
+    } else if ((roll -= 0.005) < 0) {
+      Trace("world: Zulip refuses every GET /messages from now on (400)");
+      zulip_.RefuseMessagesForGood();
     } else if ((roll -= 2) < 0) {
       if (bridge_up_) CrashBridge();
     } else if ((roll -= 2) < 0) {
@@ -384,8 +408,26 @@ class World {
       *why = "the bridge is not up, or messages are being sent";
       return false;
     }
+    if (zulip_.refuses_messages()) {
+      // No backfill can finish: the account must say so by parking, not retry for ever. (It may
+      // also never need one again; then it polls on.)
+      AccountState state = account_->state();
+      if (state == AccountState::kParked || state == AccountState::kPolling) return true;
+      *why = "GET /messages is refused for good and the account is " +
+             std::string(AccountStateName(state)) + ", not parked";
+      return false;
+    }
     const int64_t floor = zulip_.first_max_message_id().value_or(-1);
+    const std::vector<int64_t> visible = zulip_.CommittedMessageIds(/*visible_only=*/true);
     for (int64_t id : zulip_.CommittedMessageIds()) {
+      if (!std::binary_search(visible.begin(), visible.end(), id)) {
+        if (messages_in_kafka_.count(id)) {
+          *why = "message " + std::to_string(id) + " is in Kafka, but the account cannot see it";
+          Fail(*why);
+          return false;
+        }
+        continue;
+      }
       if (id <= floor || messages_in_kafka_.count(id)) continue;
       if (Spooled("msg:" + std::string(kSite) + ":" + std::to_string(id))) continue;
       *why = "message " + std::to_string(id) + " is not in Kafka";
@@ -404,6 +446,7 @@ class World {
   std::mt19937_64 rng_;
   SimRuntime runtime_;
   SimFs fs_;
+  const ModelZulip::Registration registration_;
   ModelZulip zulip_;
   ModelKafka kafka_;
   testing::TempDir spool_dir_;
