@@ -12,6 +12,9 @@ Status ModelKafka::Produce(const KafkaRecord& record) {
     return Status::InvalidArgument("MSG_SIZE_TOO_LARGE: Broker: Message size too large");
   }
   if (held_.size() >= options_.max_records) return Status::Unavailable("queue full");
+  if (missing_known_ && record.topic == missing_topic_) {
+    return Status::NotFound("UNKNOWN_TOPIC_OR_PART: topic " + missing_topic_ + " does not exist");
+  }
   if (held_.count(record.token)) return Status::InvalidArgument("duplicate token");
   Held held;
   held.record.topic.assign(record.topic);
@@ -53,6 +56,10 @@ void ModelKafka::Report(uint64_t token) {
   if (down_) {
     report.outcome = DeliveryReport::Outcome::kRetryable;
     report.error = "_MSG_TIMED_OUT: Local: Message timed out";
+  } else if (!missing_topic_.empty() && held.record.topic == missing_topic_) {
+    report.outcome = DeliveryReport::Outcome::kMissingTopic;
+    report.error = "UNKNOWN_TOPIC_OR_PART: Broker: Unknown topic or partition";
+    missing_known_ = true;
   } else if (chance(rng_) < retryable_rate_) {
     report.outcome = DeliveryReport::Outcome::kRetryable;
     report.error = "NOT_ENOUGH_REPLICAS: Broker: Not enough in-sync replicas";
@@ -78,6 +85,9 @@ void ModelKafka::Append(const OwnedKafkaRecord& record) {
 Status ModelKafka::Reproduce(uint64_t token) {
   auto it = held_.find(token);
   if (it == held_.end() || it->second.in_flight) return Status::NotFound("no failed record");
+  if (missing_known_ && it->second.record.topic == missing_topic_) {
+    return Status::Unavailable("topic " + missing_topic_ + " does not exist");
+  }
   Send(token);
   return Status::Ok();
 }

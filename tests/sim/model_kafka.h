@@ -48,6 +48,13 @@ class ModelKafka final : public Publisher {
   }
   // While down, nothing is acknowledged: records time out (kRetryable) after message_timeout.
   void set_down(bool down) { down_ = down; }
+  // While set, `topic` does not exist (auto-creation off): its records are reported
+  // kMissingTopic, then refused at once (NotFound from Produce, Unavailable from Reproduce) as
+  // librdkafka does once it knows; "" for none.
+  void set_missing_topic(std::string topic) {
+    missing_topic_ = std::move(topic);
+    missing_known_ = false;
+  }
   // The bridge died: each record in flight lands in the log or is lost, with no report; held
   // failed records are gone with the process.
   void Crash();
@@ -78,6 +85,8 @@ class ModelKafka final : public Publisher {
   double retryable_rate_ = 0;
   double permanent_rate_ = 0;
   bool down_ = false;
+  std::string missing_topic_;
+  bool missing_known_ = false;     // a report said so: later produces are refused at once
   std::map<uint64_t, Held> held_;  // by token: every record produced and not yet settled
   std::map<int, Clock::TimePoint> partition_last_;
   size_t max_owned_seen_ = 0;

@@ -362,6 +362,13 @@ class World {
       double rate = p(rng_) < 0.5 ? p(rng_) * 0.2 : 0;
       Trace("world: the disk fails " + std::to_string(rate) + " of writes and syncs");
       fs_.set_fault_rate(rate);
+    } else if ((roll -= 0.5) < 0) {
+      std::string topic =
+          missing_topic_.empty() ? (p(rng_) < 0.5 ? "zulip.typing" : "zulip.message") : "";
+      Trace(topic.empty() ? "world: the missing topic is created"
+                          : "world: topic " + topic + " is deleted (auto-creation off)");
+      missing_topic_ = topic;
+      kafka_.set_missing_topic(topic);
     } else if ((roll -= 0.005) < 0) {
       Trace("world: Zulip refuses every GET /messages from now on (400)");
       zulip_.RefuseMessagesForGood();
@@ -381,6 +388,8 @@ class World {
     kafka_down_ = false;
     kafka_.set_down(false);
     kafka_.set_fault_rates(0, 0);
+    missing_topic_.clear();
+    kafka_.set_missing_topic("");
     zulip_.set_fault_rate(0);
     fs_.set_fault_rate(0);
     const Clock::TimePoint deadline = runtime_.Now() + options_.settle;
@@ -463,6 +472,7 @@ class World {
   bool commit_scheduled_ = false;
   bool chaos_ = true;
   bool kafka_down_ = false;
+  std::string missing_topic_;
   uint64_t crashes_ = 0;
   std::set<int64_t> messages_in_kafka_;
   std::set<std::pair<std::string, int64_t>> events_in_kafka_;
