@@ -38,64 +38,11 @@ constexpr int64_t kBackfillRewindSeconds = 300;
 constexpr size_t kPublishedMessagesKept = 16384;
 // A missing topic is reported at most this often per account.
 constexpr auto kMissingTopicLogInterval = std::chrono::minutes(1);
-// zb_kafka_delivery_latency_seconds: a healthy local cluster acknowledges in milliseconds,
-// linger.ms adds 5; the top buckets catch a broker outage (records wait and are produced again
-// until the broker is back).
-constexpr double kDeliveryLatencyBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                              0.5,   1,      2.5,   5,    10,    30,   60};
-
 std::string HeaderValue(const std::vector<KafkaHeader>& headers, std::string_view name) {
   for (const auto& [key, value] : headers) {
     if (key == name) return value;
   }
   return "";
-}
-
-std::string JsonString(std::string_view text) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
-  return buffer.GetString();
-}
-
-std::string JsonStringArray(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += JsonString(items[i]);
-  }
-  return out + "]";
-}
-
-const char* JsonBool(bool b) { return b ? "true" : "false"; }
-
-// Every register argument, sent explicitly (FACTS §7 points 8-9: the server's defaults depend
-// on the bot's own settings).
-std::vector<std::pair<std::string, std::string>> RegisterFields(const AccountConfig& config) {
-  std::vector<std::pair<std::string, std::string>> fields;
-  if (config.event_types) fields.emplace_back("event_types", JsonStringArray(*config.event_types));
-  fields.emplace_back("fetch_event_types", JsonStringArray(config.fetch_event_types));
-  std::string narrow = "[";
-  for (size_t i = 0; i < config.narrow.size(); ++i) {
-    if (i > 0) narrow += ',';
-    narrow +=
-        "[" + JsonString(config.narrow[i].first) + "," + JsonString(config.narrow[i].second) + "]";
-  }
-  fields.emplace_back("narrow", narrow + "]");
-  fields.emplace_back("all_public_streams", JsonBool(config.all_public_streams));
-  fields.emplace_back("apply_markdown", JsonBool(config.apply_markdown));
-  fields.emplace_back("client_gravatar", JsonBool(config.client_gravatar));
-  fields.emplace_back("slim_presence", JsonBool(config.slim_presence));
-  std::string capabilities = "{";
-  bool first = true;
-  for (const auto& [name, value] : config.client_capabilities) {
-    if (!first) capabilities += ',';
-    first = false;
-    capabilities += JsonString(name) + ":" + JsonBool(value);
-  }
-  fields.emplace_back("client_capabilities", capabilities + "}");
-  fields.emplace_back("queue_lifespan_secs", std::to_string(config.queue_lifespan_secs));
-  return fields;
 }
 
 int64_t WallMillis(const Clock& clock) {
@@ -109,41 +56,6 @@ int64_t WallMicros(const Clock& clock) {
 }
 
 }  // namespace
-
-std::string RegisterFingerprint(const AccountConfig& config) {
-  // FNV-1a over the user and the register form exactly as sent: any difference Zulip would see
-  // changes it, and it is the same in every build.
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  auto mix = [&hash](std::string_view text) {
-    for (unsigned char c : text) {
-      hash ^= c;
-      hash *= 0x100000001b3ULL;
-    }
-    hash ^= 0xff;  // a separator no UTF-8 text contains
-    hash *= 0x100000001b3ULL;
-  };
-  mix(config.site);
-  mix(config.email);
-  for (const auto& [name, value] : RegisterFields(config)) {
-    mix(name);
-    mix(value);
-  }
-  char out[32];
-  std::snprintf(out, sizeof(out), "fnv1a64:%016llx", static_cast<unsigned long long>(hash));
-  return out;
-}
-
-ZulipClientOptions ZulipClientOptionsFor(const AccountConfig& config) {
-  ZulipClientOptions options;
-  options.site = config.site;
-  options.email = config.email;
-  options.api_key = config.api_key.Reveal();
-  options.tls.ca_bundle = config.tls.ca_bundle;
-  options.tls.client_cert = config.tls.client_cert;
-  options.tls.client_key = config.tls.client_cert_key;
-  options.tls.verify = !config.tls.insecure_skip_verify;
-  return options;
-}
 
 std::string_view AccountStateName(AccountState state) {
   switch (state) {
@@ -171,149 +83,6 @@ std::string_view AccountStateName(AccountState state) {
   return "unknown";
 }
 
-// The per-type series of one event type, looked up once per type rather than per event.
-struct Account::TypeSeries {
-  Counter* received = nullptr;
-  Counter* published = nullptr;
-  // With metrics.per_account_type only.
-  Counter* account_received = nullptr;
-  Counter* account_published = nullptr;
-};
-
-struct Account::Metrics {
-  Metrics(MetricsRegistry& r, const std::string& account, bool per_account_type)
-      : labels{{"account", account}},
-        received(r.GetCounter("zb_events_received_total",
-                              "Events received from Zulip (heartbeats included)", labels)),
-        published(r.GetCounter("zb_events_published_total", "Events Kafka acknowledged", labels)),
-        heartbeats(r.GetCounter("zb_heartbeats_total", "Heartbeats received and settled", labels)),
-        duplicates_skipped(r.GetCounter(
-            "zb_duplicates_skipped_total",
-            "Events received again after a retried poll and not produced twice", labels)),
-        polls(r.GetCounter("zb_polls_total", "GET /events that returned 200", labels)),
-        gaps(r.GetCounter("zb_gaps_total", "Gap records published (one per lost queue)", labels)),
-        backfilled(r.GetCounter("zb_backfilled_messages_total",
-                                "Messages read through GET /messages after a gap and acknowledged",
-                                labels)),
-        backfill_in_progress(r.GetGauge("zb_backfill_in_progress",
-                                        "1 while the account backfills after a gap", labels)),
-        queue_lost(r.GetCounter("zb_queues_lost_total", "Event queues Zulip no longer had (a gap)",
-                                labels)),
-        reproduced(r.GetCounter("zb_records_reproduced_total",
-                                "Records produced again after Kafka could not take them", labels)),
-        lifespan_ignored(r.GetCounter("zb_queue_lifespan_ignored_total",
-                                      "Registrations whose server ignored queue_lifespan_secs",
-                                      labels)),
-        watermark(
-            r.GetGauge("zb_watermark", "Durable delivered watermark (last_event_id)", labels)),
-        lag(r.GetGauge("zb_watermark_lag",
-                       "Events received but not yet settled (received - settled)", labels)),
-        last_poll(r.GetGauge("zb_last_successful_poll_timestamp_seconds",
-                             "Unix time of the last GET /events that returned 200", labels)),
-        last_heartbeat(r.GetGauge("zb_last_heartbeat_timestamp_seconds",
-                                  "Unix time of the last heartbeat", labels)),
-        ratelimit_remaining(r.GetGauge("zb_ratelimit_remaining",
-                                       "X-RateLimit-Remaining of the last answer", labels)),
-        last_event(r.GetGauge("zb_last_event_timestamp_seconds",
-                              "Unix time the last event (not a heartbeat) arrived", labels)),
-        delivery_latency(r.GetHistogram(
-            "zb_kafka_delivery_latency_seconds",
-            "Time from receiving a record's event to Kafka's acknowledgement of the record "
-            "(live, backfilled and control records; retries included)",
-            {std::begin(kDeliveryLatencyBuckets), std::end(kDeliveryLatencyBuckets)})),
-        registry(r),
-        per_account_type(per_account_type) {
-    // Every class exists from the start at zero, so that dashboards and alerts see the series
-    // before the first failure.
-    for (ZulipErrorKind kind : {ZulipErrorKind::kUnauthenticated, ZulipErrorKind::kConfiguration,
-                                ZulipErrorKind::kQueueLost, ZulipErrorKind::kRateLimited,
-                                ZulipErrorKind::kTransient, ZulipErrorKind::kBadRequest}) {
-      Errors(ZulipErrorKindName(kind));
-    }
-    // The spool counts per account (dead_letter_spool.cc); the series exists from the start.
-    r.GetCounter("zb_dead_letter_records_total",
-                 "Records Kafka would never take, written to the dead-letter spool", labels);
-  }
-
-  Counter& Registrations(const std::string& reason) {
-    Labels l = labels;
-    l.emplace_back("reason", reason);
-    return registry.GetCounter("zb_registrations_total", "Event queues registered, by reason", l);
-  }
-  Counter& Errors(std::string_view kind) {
-    Labels l = labels;
-    l.emplace_back("kind", std::string(kind));
-    return registry.GetCounter("zb_zulip_errors_total", "Failed Zulip calls, by class", l);
-  }
-  const TypeSeries& ForType(std::string_view type) {
-    auto it = by_type.find(type);
-    if (it != by_type.end()) return it->second;
-    std::string t(type);
-    TypeSeries series;
-    series.received = &registry.GetCounter("zb_type_events_received_total",
-                                           "Events received, by type", {{"type", t}});
-    series.published = &registry.GetCounter("zb_type_events_published_total",
-                                            "Events Kafka acknowledged, by type", {{"type", t}});
-    if (per_account_type) {
-      Labels l = labels;
-      l.emplace_back("type", t);
-      series.account_received = &registry.GetCounter(
-          "zb_account_type_events_received_total",
-          "Events received, by account and type (metrics.per_account_type)", l);
-      series.account_published = &registry.GetCounter(
-          "zb_account_type_events_published_total",
-          "Events Kafka acknowledged, by account and type (metrics.per_account_type)", l);
-    }
-    return by_type.emplace(std::move(t), series).first->second;
-  }
-  // Counts a received event of `type`; returns its series for the delivery to count.
-  const TypeSeries* CountReceived(std::string_view type) {
-    const TypeSeries& series = ForType(type);
-    series.received->Inc();
-    if (series.account_received) series.account_received->Inc();
-    return &series;
-  }
-  Gauge& MissingTopic(const std::string& topic) {
-    Labels l = labels;
-    l.emplace_back("topic", topic);
-    return registry.GetGauge("zb_kafka_missing_topic",
-                             "1 while the account is held because this topic does not exist "
-                             "(auto-creation off)",
-                             l);
-  }
-  Counter& MissingTopicRefusals(const std::string& topic) {
-    Labels l = labels;
-    l.emplace_back("topic", topic);
-    return registry.GetCounter(
-        "zb_kafka_missing_topic_total",
-        "Times Kafka refused a record because its topic does not exist (retries included)", l);
-  }
-
-  Labels labels;
-  Counter& received;
-  Counter& published;
-  Counter& heartbeats;
-  Counter& duplicates_skipped;
-  Counter& polls;
-  Counter& gaps;
-  Counter& backfilled;
-  Gauge& backfill_in_progress;
-  Counter& queue_lost;
-  Counter& reproduced;
-  Counter& lifespan_ignored;
-  Gauge& watermark;
-  Gauge& lag;
-  Gauge& last_poll;
-  Gauge& last_heartbeat;
-  Gauge& ratelimit_remaining;
-  Gauge& last_event;
-  Histogram& delivery_latency;
-  MetricsRegistry& registry;
-  const bool per_account_type;
-  // Event types seen so far (a few dozen at most). Node-based: InFlight keeps pointers.
-  std::map<std::string, TypeSeries, std::less<>> by_type;
-};
-
 Account::Account(const AccountConfig& config, const EventRouterOptions& router_options,
                  const BackoffPolicy& backoff_policy, uint16_t slot, AccountEnv env)
     : config_(config),
@@ -323,7 +92,8 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       client_(env_.transport, ZulipClientOptionsFor(config)),
       router_(router_options),
       backoff_(backoff_policy, env_.clock, env_.backoff_seed.value_or(std::random_device{}())),
-      metrics_(std::make_unique<Metrics>(env_.metrics, config.name, env_.per_account_type_metrics)),
+      metrics_(std::make_unique<AccountMetrics>(env_.metrics, config.name,
+                                                env_.per_account_type_metrics)),
       published_messages_(kPublishedMessagesKept) {}
 
 Account::~Account() {

@@ -49,6 +49,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "daemon/account_metrics.h"
 #include "daemon/backoff.h"
 #include "daemon/checkpoint_store.h"
 #include "daemon/clock.h"
@@ -60,6 +61,7 @@
 #include "daemon/metrics.h"
 #include "daemon/published_messages.h"
 #include "daemon/publisher.h"
+#include "daemon/register_request.h"
 #include "daemon/scheduler.h"
 #include "daemon/watermark.h"
 #include "daemon/zulip_client.h"
@@ -72,16 +74,6 @@ class Account;
 // include_anchor on GET /messages, which the gap backfill relies on, and every error carries a
 // "code" since feature level 76.
 inline constexpr int64_t kMinZulipFeatureLevel = 155;
-
-// The ZulipClient options of an account: its site, credentials and TLS settings.
-ZulipClientOptions ZulipClientOptionsFor(const AccountConfig& config);
-
-// A stable digest of what an account's queue is registered with (the user and every register
-// argument), kept in its checkpoint. When an account starts from a checkpoint with another
-// digest (the configuration changed, by reload or between runs), the old queue no longer
-// delivers what the configuration asks for: the account registers a new one, publishes a gap
-// record ("configuration changed"), backfills messages, and deletes the old queue.
-std::string RegisterFingerprint(const AccountConfig& config);
 
 enum class AccountState {
   kIdle,             // not started yet
@@ -182,14 +174,13 @@ class Account {
 
  private:
   enum class RecordKind { kLive, kBackfilled, kControl };
-  struct TypeSeries;  // the metrics of one event type (account.cc)
   struct InFlight {
     uint64_t generation;  // which queue the event came from (a lost queue's ids don't settle)
     int64_t event_id;     // -1 for backfilled and control records
     std::optional<int64_t> message_id;
     RecordKind kind = RecordKind::kLive;
     int64_t timestamp_ms = 0;  // the record's timestamp: when the daemon received the event
-    const TypeSeries* type_series = nullptr;  // live events: counted as published by type
+    const AccountTypeSeries* type_series = nullptr;  // live events: counted as published by type
   };
   // What the gap record of a lost queue says; kept from the loss to the new queue's commit.
   struct LostQueue {
@@ -201,7 +192,6 @@ class Account {
     int64_t detected_at_unix_ms = 0;
     std::string reason;
   };
-  struct Metrics;
   // A gap record not yet acknowledged by Kafka (durable in the checkpoint until it is).
   struct PendingGap {
     std::string json;
@@ -272,7 +262,7 @@ class Account {
   ZulipClient client_;
   EventRouter router_;
   Backoff backoff_;
-  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<AccountMetrics> metrics_;
 
   AccountState state_ = AccountState::kIdle;
   std::string queue_id_;
