@@ -16,13 +16,11 @@ namespace zb {
 namespace {
 
 constexpr uint64_t kSequenceMask = (uint64_t{1} << 48) - 1;
-// How long a record Kafka could not take waits before it is produced again.
-constexpr auto kReproduceDelay = std::chrono::seconds(1);
+// How long a gap record Kafka could not take waits before it is produced again.
+constexpr auto kGapRetryDelay = std::chrono::seconds(1);
 // A paused transfer also tries again after this long: librdkafka may report the delivery that
 // made room before its queue count drops, and then no later delivery would wake the account.
 constexpr auto kRoomRetryDelay = std::chrono::milliseconds(100);
-// How long a record the dead-letter spool refused (full, I/O error) waits before the next try.
-constexpr auto kSpoolRetryDelay = std::chrono::seconds(10);
 // After a queue is lost, the backfill reads back from messages sent this long before the last
 // poll whose events all settled. A message's event reaches the queue when its sending
 // transaction commits, after its "timestamp" is set and possibly after a message with a higher
@@ -36,15 +34,6 @@ constexpr int64_t kBackfillRewindSeconds = 300;
 // every copy a backfill and its new queue share in all but the largest gaps (8 bytes and a hash
 // node each).
 constexpr size_t kPublishedMessagesKept = 16384;
-// A missing topic is reported at most this often per account.
-constexpr auto kMissingTopicLogInterval = std::chrono::minutes(1);
-std::string HeaderValue(const std::vector<KafkaHeader>& headers, std::string_view name) {
-  for (const auto& [key, value] : headers) {
-    if (key == name) return value;
-  }
-  return "";
-}
-
 int64_t WallMillis(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
       .count();
@@ -94,16 +83,17 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       backoff_(backoff_policy, env_.clock, env_.backoff_seed.value_or(std::random_device{}())),
       metrics_(std::make_unique<AccountMetrics>(env_.metrics, config.name,
                                                 env_.per_account_type_metrics)),
-      published_messages_(kPublishedMessagesKept) {}
+      published_messages_(kPublishedMessagesKept),
+      refused_({env_.loop, env_.publisher, env_.dead_letters, *metrics_, env_.clock, config.name,
+                [this](uint64_t token) { Settle(token); },
+                [this](const std::string& error) { last_error_ = error; }}) {}
 
 Account::~Account() {
   Stop();
   // Stop() keeps the re-produce and spool timers so that held records still settle at
   // shutdown; an account that goes away (a reload removed it) must not leave them to fire on
   // freed memory.
-  env_.loop.CancelTimer(reproduce_timer_);
   env_.loop.CancelTimer(room_timer_);
-  env_.loop.CancelTimer(spool_timer_);
   env_.loop.CancelTimer(gap_timer_);
 }
 
@@ -518,8 +508,7 @@ bool Account::OnEvent(std::string_view event_json) {
   if (produced.IsInvalidArgument()) {
     // The producer will never take this record (larger than message.max.bytes...): it goes to
     // the dead-letter spool, and once that is durable it counts as settled.
-    Status spooled =
-        env_.dead_letters.Append(MakeDeadLetter(event.id, OwnedCopy(record), produced.message()));
+    Status spooled = refused_.SpoolNow(event.id, OwnedCopyOf(record), produced.message());
     if (!spooled.ok()) {
       LogAccount(LogLevel::kError, name(),
                  "Kafka refused an event and the dead-letter spool did not take it; holding "
@@ -542,7 +531,7 @@ bool Account::OnEvent(std::string_view event_json) {
     // Refused at once (a topic known to be missing, a dead producer): the event must not pass
     // the watermark. Hold the account; the poll is retried after a backoff.
     if (produced.IsNotFound()) {
-      NoteMissingTopic(std::string(routed_.topic), event.id, produced.message());
+      refused_.NoteMissingTopic(std::string(routed_.topic), event.id, produced.message());
     } else {
       LogAccount(LogLevel::kError, name(), "Kafka refused an event; holding the account",
                  {{"event_id", event.id}, {"type", event.type}, {"error", produced.message()}});
@@ -551,12 +540,7 @@ bool Account::OnEvent(std::string_view event_json) {
     kafka_hold_ = true;
     return false;
   }
-  if (!missing_topics_.empty()) {
-    // A topic refused at once earlier takes records again.
-    auto it = missing_topics_.find(routed_.topic);
-    if (it != missing_topics_.end() && it->second == 0)
-      MissingTopicCleared(std::string(routed_.topic));
-  }
+  refused_.TopicTookARecord(routed_.topic);
   (void)watermark_.Receive(event.id);
   metrics_->received.Inc();
   in_flight_.emplace(token, InFlight{generation_, event.id, event.message_id, RecordKind::kLive,
@@ -612,7 +596,7 @@ void Account::OnDelivery(const DeliveryReport& report) {
   InFlight entry = it->second;
   switch (report.outcome) {
     case DeliveryReport::Outcome::kDelivered:
-      ForgetMissingTopicToken(report.token);
+      refused_.OnDelivered(report.token);
       if (entry.timestamp_ms > 0) {
         double latency = static_cast<double>(WallMicros(env_.clock)) / 1e6 -
                          static_cast<double>(entry.timestamp_ms) / 1e3;
@@ -633,60 +617,12 @@ void Account::OnDelivery(const DeliveryReport& report) {
       Settle(report.token);
       return;
     case DeliveryReport::Outcome::kPermanent:
-      ForgetMissingTopicToken(report.token);
-      DeadLetterRecord(report.token, entry, report.error);
-      return;
     case DeliveryReport::Outcome::kMissingTopic:
-      // Held, not spooled: the operator creates the topic and the account goes on.
-      NoteMissingTopic(report.topic, entry.event_id, report.error);
-      if (missing_topic_tokens_.emplace(report.token, report.topic).second) {
-        ++missing_topics_[report.topic];
-      }
-      break;
     case DeliveryReport::Outcome::kRetryable:
-      last_error_ = report.error;
-      LogAccount(LogLevel::kWarn, name(), "Kafka did not take an event; producing it again",
-                 {{"event_id", entry.event_id}, {"error", report.error}});
-      break;
-  }
-  // Not written. The publisher holds the record; produce it again after a pause. The account
-  // cannot acknowledge past it meanwhile; the Zulip queue buffers.
-  to_reproduce_.push_back(report.token);
-  if (reproduce_timer_ == 0) {
-    reproduce_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ReproduceHeld(); });
-  }
-}
-
-void Account::ReproduceHeld() {
-  reproduce_timer_ = 0;
-  size_t done = 0;
-  for (; done < to_reproduce_.size(); ++done) {
-    const uint64_t token = to_reproduce_[done];
-    Status status = env_.publisher.Reproduce(token);
-    if (status.IsNotFound()) continue;  // settled meanwhile
-    if (status.IsInvalidArgument()) {
-      // Refused for good this time (the producer's limits changed): dead-letter it.
-      ForgetMissingTopicToken(token);
-      if (auto it = in_flight_.find(token); it != in_flight_.end()) {
-        DeadLetterRecord(token, it->second, status.message());
-      }
-      continue;
-    }
-    if (!status.ok()) {
-      // Still no room, or the topic still missing: keep the rest. A missing topic is reported
-      // again (at most once a minute) for as long as it holds the account.
-      auto missing = missing_topic_tokens_.find(token);
-      auto entry = in_flight_.find(token);
-      if (missing != missing_topic_tokens_.end() && entry != in_flight_.end()) {
-        NoteMissingTopic(missing->second, entry->second.event_id, status.message());
-      }
-      break;
-    }
-    metrics_->reproduced.Inc();
-  }
-  to_reproduce_.erase(to_reproduce_.begin(), to_reproduce_.begin() + done);
-  if (!to_reproduce_.empty()) {
-    reproduce_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ReproduceHeld(); });
+      // Produced again until Kafka takes it, or spooled (RefusedRecords). The account cannot
+      // acknowledge past it meanwhile; the Zulip queue buffers.
+      refused_.OnFailed(report, entry.event_id);
+      return;
   }
 }
 
@@ -719,121 +655,6 @@ void Account::Settle(uint64_t token) {
       }
       return;
   }
-}
-
-OwnedKafkaRecord Account::OwnedCopy(const KafkaRecord& record) {
-  OwnedKafkaRecord owned;
-  owned.topic.assign(record.topic);
-  if (record.key) owned.key.emplace(*record.key);
-  owned.value.assign(record.value);
-  owned.headers.assign(record.headers.begin(), record.headers.end());
-  owned.timestamp_ms = record.timestamp_ms;
-  owned.token = record.token;
-  return owned;
-}
-
-DeadLetter Account::MakeDeadLetter(int64_t event_id, OwnedKafkaRecord record,
-                                   std::string error) const {
-  DeadLetter letter;
-  letter.account = config_.name;
-  letter.event_id = event_id;
-  letter.type = HeaderValue(record.headers, "zulip-event-type");
-  letter.topic = std::move(record.topic);
-  letter.key = std::move(record.key);
-  letter.headers = std::move(record.headers);
-  letter.timestamp_ms = record.timestamp_ms;
-  letter.error = std::move(error);
-  letter.spooled_at = FormatUtcMillis(WallMillis(env_.clock));
-  letter.value = std::move(record.value);
-  return letter;
-}
-
-void Account::DeadLetterRecord(uint64_t token, const InFlight& entry, const std::string& error) {
-  StatusOr<OwnedKafkaRecord> record = env_.publisher.Release(token);
-  if (!record.ok()) {
-    // The publisher holds every failed record until it is released: a bug if it does not.
-    LogAccount(LogLevel::kError, name(), "refused record not held by the producer",
-               {{"event_id", entry.event_id}, {"error", record.status().message()}});
-    return;
-  }
-  SpoolOrHold({token, MakeDeadLetter(entry.event_id, std::move(*record), error)});
-}
-
-void Account::SpoolOrHold(PendingLetter pending) {
-  Status spooled = env_.dead_letters.Append(pending.letter);
-  if (spooled.ok()) {
-    Settle(pending.token);
-    return;
-  }
-  last_error_ = spooled.message();
-  LogAccount(LogLevel::kError, name(),
-             "Kafka will never take an event and the dead-letter spool did not take it; "
-             "holding the account",
-             {{"event_id", pending.letter.event_id},
-              {"topic", pending.letter.topic},
-              {"kafka_error", pending.letter.error},
-              {"error", spooled.message()}});
-  to_spool_.push_back(std::move(pending));
-  if (spool_timer_ == 0) {
-    spool_timer_ = env_.loop.AddTimer(kSpoolRetryDelay, [this] { RetrySpool(); });
-  }
-}
-
-void Account::RetrySpool() {
-  spool_timer_ = 0;
-  std::vector<PendingLetter> pending;
-  pending.swap(to_spool_);
-  for (size_t i = 0; i < pending.size(); ++i) {
-    Status spooled = env_.dead_letters.Append(pending[i].letter);
-    if (spooled.ok()) {
-      Settle(pending[i].token);
-      continue;
-    }
-    last_error_ = spooled.message();
-    LogAccount(LogLevel::kError, name(), "dead-letter spool still refuses; holding the account",
-               {{"records", pending.size() - i}, {"error", spooled.message()}});
-    to_spool_.insert(to_spool_.end(), std::make_move_iterator(pending.begin() + i),
-                     std::make_move_iterator(pending.end()));
-    break;
-  }
-  if (!to_spool_.empty() && spool_timer_ == 0) {
-    spool_timer_ = env_.loop.AddTimer(kSpoolRetryDelay, [this] { RetrySpool(); });
-  }
-}
-
-void Account::NoteMissingTopic(const std::string& topic, int64_t event_id,
-                               const std::string& error) {
-  metrics_->MissingTopicRefusals(topic).Inc();
-  if (missing_topics_.emplace(topic, 0).second) metrics_->MissingTopic(topic).Set(1);
-  last_error_ = "Kafka topic " + topic + " does not exist: " + error;
-  Clock::TimePoint now = env_.clock.Now();
-  if (missing_topic_logged_at_ && now - *missing_topic_logged_at_ < kMissingTopicLogInterval) {
-    return;
-  }
-  missing_topic_logged_at_ = now;
-  LogAccount(LogLevel::kError, name(),
-             "Kafka topic does not exist and the broker does not create it; holding the "
-             "account (the Zulip queue buffers) until the topic is created",
-             {{"topic", topic}, {"event_id", event_id}, {"error", error}});
-}
-
-void Account::ForgetMissingTopicToken(uint64_t token) {
-  if (missing_topic_tokens_.empty()) return;
-  auto it = missing_topic_tokens_.find(token);
-  if (it == missing_topic_tokens_.end()) return;
-  std::string topic = std::move(it->second);
-  missing_topic_tokens_.erase(it);
-  auto held = missing_topics_.find(topic);
-  if (held != missing_topics_.end() && held->second > 0 && --held->second == 0) {
-    MissingTopicCleared(topic);
-  }
-}
-
-void Account::MissingTopicCleared(const std::string& topic) {
-  missing_topics_.erase(topic);
-  metrics_->MissingTopic(topic).Set(0);
-  LogAccount(LogLevel::kInfo, name(), "Kafka topic exists now; the account goes on",
-             {{"topic", topic}});
 }
 
 void Account::OnProducerRoom() {
@@ -964,7 +785,7 @@ void Account::ProducePendingGaps() {
                                             {"bridge-record-type", "gap"},
                                             {"bridge-version", router_.options().bridge_version}};
   bool retry = false;
-  std::vector<PendingLetter> refused;
+  std::vector<std::pair<OwnedKafkaRecord, std::string>> refused;
   for (size_t i = 0; i < pending_gaps_.size(); ++i) {
     if (pending_gaps_[i].token != 0) continue;
     KafkaRecord record;
@@ -980,7 +801,7 @@ void Account::ProducePendingGaps() {
       pending_gaps_[i].token = record.token;
       in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl,
                                                 record.timestamp_ms});
-      refused.push_back({record.token, MakeDeadLetter(-1, OwnedCopy(record), produced.message())});
+      refused.emplace_back(OwnedCopyOf(record), produced.message());
       continue;
     }
     if (!produced.ok()) {
@@ -997,9 +818,12 @@ void Account::ProducePendingGaps() {
                                               record.timestamp_ms});
   }
   // After the loop: a spooled record settles at once and leaves pending_gaps_.
-  for (PendingLetter& letter : refused) SpoolOrHold(std::move(letter));
+  for (auto& [record, error] : refused) {
+    uint64_t token = record.token;
+    refused_.DeadLetter(token, -1, std::move(record), std::move(error));
+  }
   if (retry && state_ != AccountState::kStopped) {
-    gap_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ProducePendingGaps(); });
+    gap_timer_ = env_.loop.AddTimer(kGapRetryDelay, [this] { ProducePendingGaps(); });
   }
 }
 
@@ -1072,7 +896,7 @@ void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) 
                                                 RecordKind::kBackfilled});
       ++backfill_outstanding_;
       backfill_batch_last_ = *message.header.message_id;
-      SpoolOrHold({record.token, MakeDeadLetter(-1, OwnedCopy(record), status.message())});
+      refused_.DeadLetter(record.token, -1, OwnedCopyOf(record), status.message());
       continue;
     }
     if (!status.ok()) {

@@ -61,6 +61,7 @@
 #include "daemon/metrics.h"
 #include "daemon/published_messages.h"
 #include "daemon/publisher.h"
+#include "daemon/refused_records.h"
 #include "daemon/register_request.h"
 #include "daemon/scheduler.h"
 #include "daemon/watermark.h"
@@ -197,11 +198,6 @@ class Account {
     std::string json;
     uint64_t token = 0;  // 0: not handed to the publisher (yet, or again after a failure)
   };
-  // A record Kafka refused for good, waiting for the spool to take it.
-  struct PendingLetter {
-    uint64_t token;
-    DeadLetter letter;
-  };
 
   void Register();
   void OnRegistered(ZulipReply<RegisterResult> reply);
@@ -210,21 +206,8 @@ class Account {
   bool OnEvent(std::string_view event_json);
   void OnPollDone(ZulipOutcome outcome);
   void MaybeAdvance();
-  void ReproduceHeld();
-  // The record's bytes, copied out of the borrowed views (for the spool).
-  static OwnedKafkaRecord OwnedCopy(const KafkaRecord& record);
-  DeadLetter MakeDeadLetter(int64_t event_id, OwnedKafkaRecord record, std::string error) const;
-  // Releases a kPermanent record from the publisher and spools it (or holds it).
-  void DeadLetterRecord(uint64_t token, const InFlight& entry, const std::string& error);
-  // Appends to the spool; settles the token's id when durable, else keeps it for a retry.
-  void SpoolOrHold(PendingLetter pending);
-  void RetrySpool();
+  // `token`'s record is in Kafka or durably in the dead-letter spool: its id counts as settled.
   void Settle(uint64_t token);
-  // A missing topic: counted, reported at most once a minute, gauge set while held.
-  void NoteMissingTopic(const std::string& topic, int64_t event_id, const std::string& error);
-  // `token` is settled or dead-lettered: it no longer holds its topic's missing-topic gauge.
-  void ForgetMissingTopicToken(uint64_t token);
-  void MissingTopicCleared(const std::string& topic);
   void StageCheckpoint(AccountState next);
   void HandleFailure(const ZulipOutcome& outcome, const char* what);
   void RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry);
@@ -321,19 +304,11 @@ class Account {
 
   uint64_t next_sequence_ = 0;
   std::unordered_map<uint64_t, InFlight> in_flight_;
-  // Failed records waiting for their re-produce timer.
-  std::vector<uint64_t> to_reproduce_;
-  Scheduler::TimerId reproduce_timer_ = 0;
-  // Records waiting for the dead-letter spool to take them (it was full or failed).
-  std::vector<PendingLetter> to_spool_;
-  Scheduler::TimerId spool_timer_ = 0;
+  // Records Kafka did not take: produced again, held on a missing topic, or spooled.
+  RefusedRecords refused_;
   // The poll was stopped because Kafka refused an event at once (missing topic, spool
   // refusal, dead producer): retried after a backoff, not counted as a Zulip error.
   bool kafka_hold_ = false;
-  // Missing topics: records held per topic (an entry with 0 is a topic refused at once).
-  std::map<std::string, size_t, std::less<>> missing_topics_;
-  std::unordered_map<uint64_t, std::string> missing_topic_tokens_;
-  std::optional<Clock::TimePoint> missing_topic_logged_at_;
 
   Scheduler::TimerId retry_timer_ = 0;
   Scheduler::TimerId room_timer_ = 0;  // a paused transfer's fallback retry
