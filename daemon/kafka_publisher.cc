@@ -334,7 +334,12 @@ struct KafkaPublisher::Impl {
   Status Rebuild() {
     StopPollThread();
     auto next = std::make_unique<Generation>(Generation{this, generation->number + 1});
-    StatusOr<KafkaHandle> fresh = MakeHandle(next.get());
+    StatusOr<KafkaHandle> fresh =
+        fail_rebuilds_for_test.load() > 0
+            ? StatusOr<KafkaHandle>(Status::InvalidArgument(
+                  "kafka producer: refused by FailNextRebuildsForTest (" +
+                  std::to_string(fail_rebuilds_for_test.fetch_sub(1)) + " left)"))
+            : MakeHandle(next.get());
     if (!fresh.ok()) {
       StartPollThread();
       return fresh.status();
@@ -492,6 +497,7 @@ struct KafkaPublisher::Impl {
   std::atomic<bool> shutting_down{false};
   std::atomic<uint64_t> error_count{0};
   std::atomic<uint64_t> rebuilds{0};
+  std::atomic<int> fail_rebuilds_for_test{0};
   // Reports of the current rd_kafka_poll() call; poll thread only.
   std::vector<DeliveryReport> batch;
 
@@ -587,6 +593,10 @@ size_t KafkaPublisher::Held() const {
 }
 uint64_t KafkaPublisher::ErrorCount() const { return impl_->error_count.load(); }
 uint64_t KafkaPublisher::Generation() const { return impl_->rebuilds.load(); }
+
+void KafkaPublisher::FailNextRebuildsForTest(int count) {
+  impl_->fail_rebuilds_for_test.store(count);
+}
 
 Status KafkaPublisher::TriggerFatalErrorForTest(std::string_view reason) {
   std::lock_guard lock(impl_->mu);

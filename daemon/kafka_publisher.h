@@ -192,6 +192,9 @@ class KafkaPublisher {
 
   // Raises a fatal error in librdkafka as if the broker had caused one (rd_kafka_test_fatal_error).
   Status TriggerFatalErrorForTest(std::string_view reason);
+  // The next `count` Rebuild() calls fail as if librdkafka refused to build the new producer
+  // (InvalidArgument, the old producer kept), for tests of what retries a rebuild.
+  void FailNextRebuildsForTest(int count);
 
   struct Impl;
 

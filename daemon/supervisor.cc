@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <random>
 #include <utility>
 
 #include "daemon/health_server.h"
@@ -55,6 +56,7 @@ Supervisor::~Supervisor() {
   // borrow the transport and publisher. Tear down in the reverse order of use.
   health_.reset();
   accounts_.clear();
+  rebuilder_.reset();
   publisher_.reset();
   transport_.reset();
   loop_.reset();
@@ -107,7 +109,7 @@ Status Supervisor::StartUp() {
   kafka.on_error = [this](const KafkaErrorReport& error) {
     if (error.fatal) {
       LogError("Kafka producer hit a fatal error; rebuilding it", {{"error", error.error}});
-      loop_->Post([this] { RebuildProducer(); });
+      loop_->Post([this] { rebuilder_->Request(); });
     } else {
       LogWarn("Kafka", {{"error", error.error}});
     }
@@ -115,6 +117,10 @@ Status Supervisor::StartUp() {
   StatusOr<std::unique_ptr<KafkaPublisher>> publisher = KafkaPublisher::Create(std::move(kafka));
   ZB_RETURN_IF_ERROR(publisher.status().WithContext("kafka"));
   publisher_ = std::move(*publisher);
+  // The accounts' retry settings: a dead producer holds every account, as a failing Zulip
+  // holds one, and the operator has tuned how patiently those are retried.
+  rebuilder_ = std::make_unique<ProducerRebuilder>(*loop_, clock_, *publisher_, metrics_,
+                                                   AccountBackoff(), std::random_device{}());
 
   StatusOr<std::unique_ptr<HealthServer>> health = HealthServer::Start(config_.http, *this);
   ZB_RETURN_IF_ERROR(health.status());
@@ -545,19 +551,6 @@ void Supervisor::FinishShutdown() {
   RefreshSnapshots();
   LogInfo("stopped; Zulip event queues kept for the next start");
   loop_->Stop();
-}
-
-void Supervisor::RebuildProducer() {
-  if (rebuilding_) return;
-  rebuilding_ = true;
-  Status rebuilt = publisher_->Rebuild();
-  rebuilding_ = false;
-  if (rebuilt.ok()) {
-    LogInfo("Kafka producer rebuilt; unacknowledged records produced again",
-            {{"generation", publisher_->Generation()}});
-  } else {
-    LogError("Kafka producer rebuild incomplete", {{"error", rebuilt.message()}});
-  }
 }
 
 // Fed by a loop timer and nothing else: the watchdog says the loop turns, never that Zulip or

@@ -60,6 +60,7 @@
 #include "daemon/fs.h"
 #include "daemon/kafka_publisher.h"
 #include "daemon/metrics.h"
+#include "daemon/producer_rebuilder.h"
 #include "daemon/state_dir_lock.h"
 #include "daemon/status.h"
 #include "daemon/systemd_notify.h"
@@ -138,7 +139,6 @@ class Supervisor {
   void RefreshSnapshotsEverySecond();
   void PingWatchdog(Clock::Duration interval);
   void ReportStatus();
-  void RebuildProducer();
   std::string StatusLine() const;
 
   Config config_;  // replaced by a reload (loop thread)
@@ -152,6 +152,7 @@ class Supervisor {
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<CurlTransport> transport_;
   std::unique_ptr<KafkaPublisher> publisher_;
+  std::unique_ptr<ProducerRebuilder> rebuilder_;  // after publisher_: it borrows it
   std::unique_ptr<HealthServer> health_;
   std::vector<std::unique_ptr<Account>> accounts_;  // index = slot; null: free
   std::vector<uint16_t> free_slots_;
@@ -162,7 +163,6 @@ class Supervisor {
   std::set<Account*> commit_waiters_;
   bool commit_scheduled_ = false;
   bool stopping_ = false;
-  bool rebuilding_ = false;
   EventLoop::TimerId flush_deadline_ = 0;
   Status exit_status_;
 
