@@ -1,5 +1,7 @@
 #include "daemon/producer_rebuilder.h"
 
+#include <chrono>
+
 #include "daemon/log.h"
 
 namespace zb {
@@ -33,7 +35,17 @@ void ProducerRebuilder::Attempt() {
     return;
   }
   failed_.Inc();
-  LogError("Kafka producer rebuild incomplete", {{"error", rebuilt.message()}});
+  // Every account holds until a rebuild works, so keep trying, and say so each time: an
+  // operator sees the error (a certificate file gone, out of threads) and can fix it.
+  Clock::Duration delay = backoff_.NextDelay();
+  LogError("Kafka producer rebuild failed; every account holds until it works, retrying",
+           {{"error", rebuilt.message()},
+            {"failures", backoff_.failures()},
+            {"retry_in_ms", std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()}});
+  retry_timer_ = loop_.AddTimer(delay, [this] {
+    retry_timer_ = 0;
+    Attempt();
+  });
 }
 
 }  // namespace zb

@@ -12,7 +12,8 @@
 // While running: delivery reports from the producer's poll thread are posted to the loop and
 // handed to their accounts; checkpoint commits requested during one loop turn are done together
 // at the end of it (group commit) and each account is told the result; a fatal producer error
-// rebuilds the producer in-process (every unacknowledged record is produced again); the
+// rebuilds the producer in-process (every unacknowledged record is produced again; a rebuild
+// that fails is retried with the `retry` backoff until one works: ProducerRebuilder); the
 // watchdog is fed from a loop timer, so it says only "the loop turns".
 //
 // Reload (SIGHUP through RequestReload; `zulip-bridge reload` sends it and waits for the
