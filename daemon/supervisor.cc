@@ -129,22 +129,46 @@ Status Supervisor::StartUp() {
 }
 
 void Supervisor::StartAccounts() {
-  for (const Checkpoint& checkpoint : checkpoints_->LoadAll()) {
-    const std::string& name = checkpoint.account;
-    bool configured = std::any_of(config_.accounts.begin(), config_.accounts.end(),
-                                  [&](const AccountConfig& a) { return a.name == name; });
-    if (configured) continue;
-    // The account was removed from the configuration. Its credentials went with it, so its
-    // queue cannot be deleted from here; Zulip expires it after its lifespan.
-    LogWarn("forgetting the checkpoint of an account no longer configured",
-            {{"account", name}, {"queue_id", checkpoint.queue_id}});
-    Status removed = checkpoints_->Remove(name);
-    if (!removed.ok()) LogError("could not remove checkpoint", {{"error", removed.message()}});
+  for (const Checkpoint& checkpoint : UnconfiguredCheckpoints()) {
+    // The account was removed from the configuration while the daemon was stopped. Its
+    // credentials went with it, so its queue cannot be deleted from here, and the queue still
+    // holds every event past the checkpoint: forgetting the checkpoint would lose them should
+    // the account come back (it would register a new queue). Keep it, and say how to retire the
+    // account for good (docs/decisions.md).
+    LogWarn(
+        "keeping the checkpoint of an account no longer configured; its Zulip queue lives on "
+        "until its lifespan ends. Put the account back to resume it, or retire it with "
+        "zulip-bridge decommission " +
+            checkpoint.account +
+            " (daemon stopped, with a configuration that has its credentials and this "
+            "state_dir)",
+        {{"account", checkpoint.account}, {"queue_id", checkpoint.queue_id}});
   }
+  CountUnconfiguredCheckpoints();
 
   for (size_t i = 0; i < config_.accounts.size(); ++i) {
     AddAccount(config_.accounts[i], kRegistrationSpacing * static_cast<int>(i));
   }
+}
+
+std::vector<Checkpoint> Supervisor::UnconfiguredCheckpoints() const {
+  std::vector<Checkpoint> unconfigured;
+  for (Checkpoint& checkpoint : checkpoints_->LoadAll()) {
+    const std::string& name = checkpoint.account;
+    if (std::none_of(config_.accounts.begin(), config_.accounts.end(),
+                     [&](const AccountConfig& a) { return a.name == name; })) {
+      unconfigured.push_back(std::move(checkpoint));
+    }
+  }
+  return unconfigured;
+}
+
+void Supervisor::CountUnconfiguredCheckpoints() {
+  metrics_
+      .GetGauge("zb_unconfigured_checkpoints",
+                "Checkpoints of accounts no longer configured, kept (their Zulip queues live on "
+                "until their lifespan ends; zulip-bridge decommission retires them)")
+      .Set(static_cast<double>(UnconfiguredCheckpoints().size()));
 }
 
 BackoffPolicy Supervisor::AccountBackoff() const {
@@ -267,6 +291,7 @@ void Supervisor::Reload() {
   } else {
     LogError("configuration not reloaded", {{"why", outcome.message}});
   }
+  CountUnconfiguredCheckpoints();
   RefreshSnapshots();
   notifier_.Ready();
   notifier_.Status(StatusLine());
@@ -427,6 +452,7 @@ void Supervisor::FinishRetirement(uint16_t slot) {
   retiring_.erase(it);
   DropAccount(slot);
   if (next) AddAccount(*next, Clock::Duration::zero());
+  CountUnconfiguredCheckpoints();
 }
 
 void Supervisor::FinishRemoval(uint16_t slot, bool queue_gone) {
@@ -443,6 +469,7 @@ void Supervisor::FinishRemoval(uint16_t slot, bool queue_gone) {
   metrics_.RemoveSeriesWithLabel("account", name);
   LogInfo("account removed", {{"account", name}, {"queue_deleted", queue_gone}});
   if (next) AddAccount(*next, Clock::Duration::zero());
+  CountUnconfiguredCheckpoints();
 }
 
 void Supervisor::CancelStart(uint16_t slot) {

@@ -5,9 +5,10 @@
 // Start: lock the state directory, open the checkpoints and the dead-letter spool (in the state
 // directory, capped by dead_letter.max_bytes; the accounts append to it), build the producer (it
 // does not wait for brokers: Kafka may be down at boot), build one Account per configured account
-// and start each from its checkpoint (resuming its queue), forget checkpoints of accounts no longer
-// configured, then READY=1. Registrations are spread out so that many accounts starting at
-// once stay inside Zulip's rate limits.
+// and start each from its checkpoint (resuming its queue), keep (and warn about, naming
+// `zulip-bridge decommission`) checkpoints of accounts no longer configured, then READY=1.
+// Registrations are spread out so that many accounts starting at once stay inside Zulip's rate
+// limits.
 //
 // While running: delivery reports from the producer's poll thread are posted to the loop and
 // handed to their accounts; checkpoint commits requested during one loop turn are done together
@@ -117,6 +118,10 @@ class Supervisor {
 
   Status StartUp();
   void StartAccounts();
+  // The durable checkpoints of accounts the configuration does not name (kept: see
+  // StartAccounts), and the gauge that counts them.
+  std::vector<Checkpoint> UnconfiguredCheckpoints() const;
+  void CountUnconfiguredCheckpoints();
   // Builds an account in a free slot and starts it from its durable checkpoint after `delay`.
   void AddAccount(const AccountConfig& account_config, Clock::Duration delay);
   void Reload();
