@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "daemon/log.h"
 
@@ -419,6 +420,7 @@ struct KafkaPublisher::Impl {
       options.on_delivery(std::move(batch));
       batch.clear();
       std::lock_guard lock(mu);
+      handing_over.clear();
       // A record leaves InFlight() only once the owner has its report, so that Flush() returning
       // OK means every report was handed over.
       in_flight -= reported;
@@ -439,6 +441,7 @@ struct KafkaPublisher::Impl {
     report.offset = message.offset;
     if (report.outcome == DeliveryReport::Outcome::kDelivered) {
       Forget(held_records.find(report.token));
+      handing_over.insert(report.token);
     } else {
       // Not rd_kafka_message_errstr(): for a produced message it returns the payload.
       report.error = ErrorText(message.err);
@@ -508,6 +511,8 @@ struct KafkaPublisher::Impl {
   KafkaHandle handle;
   std::unordered_map<uint64_t, std::unique_ptr<Held>> held_records;
   size_t held_bytes = 0;  // values and keys of held_records
+  // Delivered records of the current poll turn whose reports are not yet handed over.
+  std::unordered_set<uint64_t> handing_over;
   // The effective queue.buffering.max.messages and .kbytes (in bytes): the most the publisher
   // owns at once, in librdkafka's queue and held after a failure together.
   size_t max_records = 0;
@@ -590,6 +595,14 @@ size_t KafkaPublisher::HeldFailed() const {
 size_t KafkaPublisher::Held() const {
   std::lock_guard lock(impl_->mu);
   return impl_->held_records.size();
+}
+std::vector<uint64_t> KafkaPublisher::UnsettledTokens() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<uint64_t> tokens;
+  tokens.reserve(impl_->held_records.size() + impl_->handing_over.size());
+  for (const auto& [token, held] : impl_->held_records) tokens.push_back(token);
+  tokens.insert(tokens.end(), impl_->handing_over.begin(), impl_->handing_over.end());
+  return tokens;
 }
 uint64_t KafkaPublisher::ErrorCount() const { return impl_->error_count.load(); }
 uint64_t KafkaPublisher::Generation() const { return impl_->rebuilds.load(); }

@@ -185,6 +185,11 @@ class KafkaPublisher {
   // Every record the publisher owns: queued in librdkafka, or held failed (what the limits
   // count).
   size_t Held() const;
+  // The tokens of every record whose report the owner has not yet been handed: held (in
+  // librdkafka or failed) or delivered with the report on its way. A token not listed will
+  // never be reported again, except one whose report the owner was already handed. For an
+  // owner that retires tokens (the supervisor's account slots).
+  std::vector<uint64_t> UnsettledTokens() const;
   // Errors reported through on_error since Create, fatal ones included.
   uint64_t ErrorCount() const;
   // How many times the producer was rebuilt.

@@ -145,6 +145,7 @@ void Supervisor::StartAccounts() {
         {{"account", checkpoint.account}, {"queue_id", checkpoint.queue_id}});
   }
   CountUnconfiguredCheckpoints();
+  CountDrainingSlots();
 
   for (size_t i = 0; i < config_.accounts.size(); ++i) {
     AddAccount(config_.accounts[i], kRegistrationSpacing * static_cast<int>(i));
@@ -483,18 +484,64 @@ void Supervisor::DropAccount(uint16_t slot) {
   CancelStart(slot);
   Account* account = accounts_[slot].get();
   commit_waiters_.erase(account);
-  // A slot whose records may still be reported is never reused: a new account's tokens would
-  // collide with them.
-  bool clean = account->in_flight() == 0;
   accounts_[slot].reset();
-  if (clean) free_slots_.push_back(slot);
+  // A slot whose records may still be reported is not reused until they are: a new account's
+  // tokens would collide with them. The publisher knows every token still to be reported.
+  // Records of the dropped account held after a failure are given up at once: nothing would
+  // produce them again (they are above its durable watermark, so its queue has them), and
+  // held they would take room from every other account (they count against the producer's
+  // limits). Those still in librdkafka are waited for in OnDeliveries.
+  std::set<uint64_t>& outstanding = draining_slots_[slot];
+  for (uint64_t token : publisher_->UnsettledTokens()) {
+    if (Account::SlotOfToken(token) != slot) continue;
+    if (publisher_->Release(token).ok()) continue;
+    outstanding.insert(token);
+  }
+  // Freed from a posted task, never here: a report posted before this point (already off the
+  // publisher's books) may still be queued on the loop, and must not reach a new account.
+  loop_->Post([this, slot] { MaybeFreeSlot(slot); });
+  CountDrainingSlots();
   RefreshSnapshots();
+}
+
+void Supervisor::MaybeFreeSlot(uint16_t slot) {
+  auto it = draining_slots_.find(slot);
+  if (it == draining_slots_.end() || !it->second.empty()) return;
+  draining_slots_.erase(it);
+  free_slots_.push_back(slot);
+  CountDrainingSlots();
+}
+
+void Supervisor::SettleDrainingSlot(const DeliveryReport& report) {
+  const uint16_t slot = Account::SlotOfToken(report.token);
+  auto it = draining_slots_.find(slot);
+  if (it == draining_slots_.end()) return;
+  // A failed record of a dropped account is given up as in DropAccount. NotFound: it is in
+  // flight again (a producer rebuild re-produced it), so another report follows.
+  if (report.outcome != DeliveryReport::Outcome::kDelivered &&
+      !publisher_->Release(report.token).ok()) {
+    return;
+  }
+  it->second.erase(report.token);
+  if (it->second.empty()) loop_->Post([this, slot] { MaybeFreeSlot(slot); });
+}
+
+void Supervisor::CountDrainingSlots() {
+  metrics_
+      .GetGauge("zb_account_slots_draining",
+                "Slots of accounts stopped by a reload whose last Kafka records are not yet "
+                "settled (not reused until they are)")
+      .Set(static_cast<double>(draining_slots_.size()));
 }
 
 void Supervisor::OnDeliveries(std::vector<DeliveryReport> reports) {
   for (const DeliveryReport& report : reports) {
     uint16_t slot = Account::SlotOfToken(report.token);
-    if (slot < accounts_.size() && accounts_[slot]) accounts_[slot]->OnDelivery(report);
+    if (slot < accounts_.size() && accounts_[slot]) {
+      accounts_[slot]->OnDelivery(report);
+    } else {
+      SettleDrainingSlot(report);
+    }
   }
   for (auto& account : accounts_) {
     if (account) account->OnProducerRoom();

@@ -130,8 +130,13 @@ class Supervisor {
   void MaybeFinishRetirement(uint16_t slot);
   void FinishRetirement(uint16_t slot);
   void FinishRemoval(uint16_t slot, bool queue_gone);
-  // Destroys the account in `slot`; the slot is reused only if nothing of it is in flight.
+  // Destroys the account in `slot`. Its records held failed in the publisher are released; the
+  // slot is reused once the publisher has reported every other record of it.
   void DropAccount(uint16_t slot);
+  void MaybeFreeSlot(uint16_t slot);
+  // A report for a slot whose account was dropped.
+  void SettleDrainingSlot(const DeliveryReport& report);
+  void CountDrainingSlots();
   // Cancels the delayed Start of the account in `slot`, if it has not run yet.
   void CancelStart(uint16_t slot);
   BackoffPolicy AccountBackoff() const;
@@ -162,6 +167,8 @@ class Supervisor {
   std::unique_ptr<HealthServer> health_;
   std::vector<std::unique_ptr<Account>> accounts_;  // index = slot; null: free
   std::vector<uint16_t> free_slots_;
+  // Slots of dropped accounts, with the tokens the publisher has still to report for them.
+  std::map<uint16_t, std::set<uint64_t>> draining_slots_;
   std::map<uint16_t, Retirement> retiring_;
   std::map<uint16_t, EventLoop::TimerId> start_timers_;  // accounts not started yet
 
