@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "daemon/log.h"
 
@@ -120,6 +122,19 @@ Status ProduceErrorToStatus(rd_kafka_resp_err_t err, std::string_view topic) {
   }
 }
 
+// The effective value of a numeric property (librdkafka validated it when the producer was
+// built), or `fallback` if it does not parse as a number.
+int64_t NumericProperty(const std::map<std::string, std::string>& properties,
+                        const std::string& name, int64_t fallback) {
+  auto it = properties.find(name);
+  if (it == properties.end()) return fallback;
+  int64_t value = 0;
+  const std::string& text = it->second;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value <= 0) return fallback;
+  return value;
+}
+
 struct KafkaDeleter {
   void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
 };
@@ -148,7 +163,30 @@ struct KafkaPublisher::Impl {
     uint64_t number = 0;
   };
 
-  explicit Impl(KafkaPublisherOptions opts) : options(std::move(opts)) {}
+  explicit Impl(KafkaPublisherOptions opts) : options(std::move(opts)) {
+    const auto effective = KafkaPublisher::EffectiveProperties(options);
+    max_records =
+        static_cast<size_t>(NumericProperty(effective, "queue.buffering.max.messages", 100000));
+    max_bytes = static_cast<size_t>(
+        NumericProperty(effective, "queue.buffering.max.kbytes", 1048576) * 1024);
+  }
+
+  static size_t Bytes(const OwnedKafkaRecord& r) {
+    return r.value.size() + (r.key ? r.key->size() : 0);
+  }
+
+  // Whether one more record of `bytes` fits in what the publisher may own. Caller holds `mu`.
+  // An empty publisher takes any record, so that one larger than the byte limit is refused by
+  // librdkafka (and dead-lettered) rather than waiting for room that can never come.
+  bool HasRoomFor(size_t bytes) const {
+    if (held_records.empty()) return true;
+    return held_records.size() < max_records && held_bytes + bytes <= max_bytes;
+  }
+
+  void Forget(std::unordered_map<uint64_t, std::unique_ptr<Held>>::iterator it) {
+    held_bytes -= Bytes(it->second->record);
+    held_records.erase(it);
+  }
 
   ~Impl() {
     StopPollThread();
@@ -252,9 +290,14 @@ struct KafkaPublisher::Impl {
       return Status::InvalidArgument("produce: token " + std::to_string(record.token) +
                                      " is already held");
     }
+    // Records held after a failed delivery are out of librdkafka's queue but still in memory:
+    // they count against the same limits, or every message.timeout.ms of an outage would let
+    // another queue's worth in (issue #15). A full publisher says what a full librdkafka says.
+    if (!HasRoomFor(Bytes(r))) return Status::Unavailable("queue full");
     ZB_RETURN_IF_ERROR(Enqueue(*held));
     held->seq = next_seq++;
     ++in_flight;
+    held_bytes += Bytes(r);
     held_records.emplace(record.token, std::move(held));
     return Status::Ok();
   }
@@ -283,6 +326,7 @@ struct KafkaPublisher::Impl {
       return Status::NotFound("release: no failed record has token " + std::to_string(token));
     }
     OwnedKafkaRecord record = std::move(it->second->record);
+    held_bytes -= Bytes(record);
     held_records.erase(it);
     --failed_count;
     return record;
@@ -291,7 +335,12 @@ struct KafkaPublisher::Impl {
   Status Rebuild() {
     StopPollThread();
     auto next = std::make_unique<Generation>(Generation{this, generation->number + 1});
-    StatusOr<KafkaHandle> fresh = MakeHandle(next.get());
+    StatusOr<KafkaHandle> fresh =
+        fail_rebuilds_for_test.load() > 0
+            ? StatusOr<KafkaHandle>(Status::InvalidArgument(
+                  "kafka producer: refused by FailNextRebuildsForTest (" +
+                  std::to_string(fail_rebuilds_for_test.fetch_sub(1)) + " left)"))
+            : MakeHandle(next.get());
     if (!fresh.ok()) {
       StartPollThread();
       return fresh.status();
@@ -371,6 +420,7 @@ struct KafkaPublisher::Impl {
       options.on_delivery(std::move(batch));
       batch.clear();
       std::lock_guard lock(mu);
+      handing_over.clear();
       // A record leaves InFlight() only once the owner has its report, so that Flush() returning
       // OK means every report was handed over.
       in_flight -= reported;
@@ -390,7 +440,8 @@ struct KafkaPublisher::Impl {
     report.partition = message.partition;
     report.offset = message.offset;
     if (report.outcome == DeliveryReport::Outcome::kDelivered) {
-      held_records.erase(report.token);
+      Forget(held_records.find(report.token));
+      handing_over.insert(report.token);
     } else {
       // Not rd_kafka_message_errstr(): for a produced message it returns the payload.
       report.error = ErrorText(message.err);
@@ -449,6 +500,7 @@ struct KafkaPublisher::Impl {
   std::atomic<bool> shutting_down{false};
   std::atomic<uint64_t> error_count{0};
   std::atomic<uint64_t> rebuilds{0};
+  std::atomic<int> fail_rebuilds_for_test{0};
   // Reports of the current rd_kafka_poll() call; poll thread only.
   std::vector<DeliveryReport> batch;
 
@@ -458,6 +510,13 @@ struct KafkaPublisher::Impl {
   std::unique_ptr<Generation> generation;
   KafkaHandle handle;
   std::unordered_map<uint64_t, std::unique_ptr<Held>> held_records;
+  size_t held_bytes = 0;  // values and keys of held_records
+  // Delivered records of the current poll turn whose reports are not yet handed over.
+  std::unordered_set<uint64_t> handing_over;
+  // The effective queue.buffering.max.messages and .kbytes (in bytes): the most the publisher
+  // owns at once, in librdkafka's queue and held after a failure together.
+  size_t max_records = 0;
+  size_t max_bytes = 0;
   uint64_t next_seq = 0;
   size_t in_flight = 0;     // produced, report not yet handed to the owner
   size_t failed_count = 0;  // held after a failed report
@@ -533,8 +592,24 @@ size_t KafkaPublisher::HeldFailed() const {
   std::lock_guard lock(impl_->mu);
   return impl_->failed_count;
 }
+size_t KafkaPublisher::Held() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->held_records.size();
+}
+std::vector<uint64_t> KafkaPublisher::UnsettledTokens() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<uint64_t> tokens;
+  tokens.reserve(impl_->held_records.size() + impl_->handing_over.size());
+  for (const auto& [token, held] : impl_->held_records) tokens.push_back(token);
+  tokens.insert(tokens.end(), impl_->handing_over.begin(), impl_->handing_over.end());
+  return tokens;
+}
 uint64_t KafkaPublisher::ErrorCount() const { return impl_->error_count.load(); }
 uint64_t KafkaPublisher::Generation() const { return impl_->rebuilds.load(); }
+
+void KafkaPublisher::FailNextRebuildsForTest(int count) {
+  impl_->fail_rebuilds_for_test.store(count);
+}
 
 Status KafkaPublisher::TriggerFatalErrorForTest(std::string_view reason) {
   std::lock_guard lock(impl_->mu);

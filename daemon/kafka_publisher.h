@@ -17,6 +17,13 @@
 //   - failed (kRetryable, kMissingTopic, kPermanent): held, untouched, until the owner either
 //     calls Reproduce(token) (a timed-out record goes back to librdkafka, same bytes, same
 //     timestamp) or Release(token), which hands the bytes back (for the dead-letter spool).
+// Memory. Everything the publisher owns (in librdkafka's queue, and held after a failure)
+// counts against the effective queue.buffering.max.messages and queue.buffering.max.kbytes
+// (values and keys): Produce() answers "queue full" once they are reached, whether librdkafka's
+// queue or the held failed records fill them. So however long an outage lasts, records that
+// time out do not make room for more; memory is set by configuration. Reproduce() of a held
+// record adds nothing and is never refused for room; its delivery (or a Release) frees it.
+//
 // Because every unsettled record is held here, a fatal idempotence error (librdkafka 2.0.2 can
 // raise one after a broker outage; it arrives as an ErrorReport with fatal=true) is recovered by
 // Rebuild(): purge and destroy the dead producer, build a new one from the same configuration,
@@ -95,14 +102,18 @@ class KafkaPublisher final : public Publisher {
   KafkaPublisher& operator=(const KafkaPublisher&) = delete;
 
   // Copies `record` and queues it. OK: queued; exactly one DeliveryReport with its token will
-  // follow. Unavailable("queue full"): librdkafka's queue is at its limit; nothing was kept:
-  // pause and produce it again after the next deliveries. InvalidArgument: a record the producer
-  // refuses at once (larger than message.max.bytes, a duplicate token, any other immediate
-  // refusal: Unavailable never means anything but a full queue). NotFound: the topic is
+  // follow. Unavailable("queue full"): the records the publisher owns (queued in librdkafka and
+  // held failed, see "Memory" above) or librdkafka's own queue are at the limit; nothing was
+  // kept: pause and produce it again after the next deliveries (or a timer: room also comes
+  // back when held records are reproduced and delivered, or released). InvalidArgument: a record
+  // the producer refuses at once (larger than message.max.bytes, a duplicate token, any other
+  // immediate refusal: Unavailable never means anything but a full queue). NotFound: the topic is
   // known not to exist. Fatal: the producer is dead (Rebuild()). No report follows an error.
   Status Produce(const KafkaRecord& record) override;
 
-  // Queues again a held record after a failed delivery. Same errors as Produce(), except that
+  // Queues again a held record after a failed delivery. It already counts against the limits,
+  // so the publisher's own limit never refuses it (librdkafka's queue can still be full for a
+  // moment: Unavailable). Same errors as Produce(), except that
   // a topic known to be missing is Unavailable (try again later, like a full queue); on error
   // the record stays held. NotFound only if no failed record has this token (settled, released,
   // or in flight again after a Rebuild).
@@ -128,6 +139,14 @@ class KafkaPublisher final : public Publisher {
   size_t InFlight() const;
   // Records reported as failed and neither reproduced nor released.
   size_t HeldFailed() const;
+  // Every record the publisher owns: queued in librdkafka, or held failed (what the limits
+  // count).
+  size_t Held() const;
+  // The tokens of every record whose report the owner has not yet been handed: held (in
+  // librdkafka or failed) or delivered with the report on its way. A token not listed will
+  // never be reported again, except one whose report the owner was already handed. For an
+  // owner that retires tokens (the supervisor's account slots).
+  std::vector<uint64_t> UnsettledTokens() const;
   // Errors reported through on_error since Create, fatal ones included.
   uint64_t ErrorCount() const;
   // How many times the producer was rebuilt.
@@ -135,6 +154,9 @@ class KafkaPublisher final : public Publisher {
 
   // Raises a fatal error in librdkafka as if the broker had caused one (rd_kafka_test_fatal_error).
   Status TriggerFatalErrorForTest(std::string_view reason);
+  // The next `count` Rebuild() calls fail as if librdkafka refused to build the new producer
+  // (InvalidArgument, the old producer kept), for tests of what retries a rebuild.
+  void FailNextRebuildsForTest(int count);
 
   struct Impl;
 

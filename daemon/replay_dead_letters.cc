@@ -1,5 +1,6 @@
 #include "daemon/replay_dead_letters.h"
 
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <memory>
@@ -139,13 +140,25 @@ StatusOr<ReplaySummary> ReplayDeadLetters(const Config& config, Fs& fs,
   ZB_RETURN_IF_ERROR(spool.status().WithContext("dead-letter spool"));
 
   auto reports = std::make_shared<Reports>();
+  // Set once the publisher exists, before anything is produced.
+  auto publisher_for_reports = std::make_shared<std::atomic<KafkaPublisher*>>(nullptr);
   KafkaPublisherOptions kafka;
   for (const std::string& broker : config.kafka.brokers) {
     if (!kafka.brokers.empty()) kafka.brokers += ',';
     kafka.brokers += broker;
   }
   for (const auto& [name, value] : config.kafka.properties) kafka.properties[name] = value;
-  kafka.on_delivery = [reports](std::vector<DeliveryReport> batch) {
+  kafka.on_delivery = [reports, publisher_for_reports](std::vector<DeliveryReport> batch) {
+    // A record that was not delivered is given up at once: the replay keeps its own copy (it
+    // stays in the spool), and held by the publisher it would count against the producer's
+    // limits, so a batch larger than them would wait for room forever with the broker down.
+    if (KafkaPublisher* publisher = publisher_for_reports->load()) {
+      for (const DeliveryReport& report : batch) {
+        if (report.outcome != DeliveryReport::Outcome::kDelivered) {
+          (void)publisher->Release(report.token);
+        }
+      }
+    }
     reports->Add(std::move(batch));
   };
   kafka.on_error = [](const KafkaErrorReport& error) {
@@ -155,6 +168,7 @@ StatusOr<ReplaySummary> ReplayDeadLetters(const Config& config, Fs& fs,
       options.report_timeout ? *options.report_timeout : DefaultReportTimeout(kafka);
   StatusOr<std::unique_ptr<KafkaPublisher>> publisher = KafkaPublisher::Create(std::move(kafka));
   ZB_RETURN_IF_ERROR(publisher.status().WithContext("kafka"));
+  publisher_for_reports->store(publisher->get());
 
   ReplaySummary summary;
   summary.spool_path = (*spool)->path();

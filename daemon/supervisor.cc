@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <random>
 #include <utility>
 
 #include "daemon/health_server.h"
@@ -55,6 +56,7 @@ Supervisor::~Supervisor() {
   // borrow the transport and publisher. Tear down in the reverse order of use.
   health_.reset();
   accounts_.clear();
+  rebuilder_.reset();
   publisher_.reset();
   transport_.reset();
   loop_.reset();
@@ -107,7 +109,7 @@ Status Supervisor::StartUp() {
   kafka.on_error = [this](const KafkaErrorReport& error) {
     if (error.fatal) {
       LogError("Kafka producer hit a fatal error; rebuilding it", {{"error", error.error}});
-      loop_->Post([this] { RebuildProducer(); });
+      loop_->Post([this] { rebuilder_->Request(); });
     } else {
       LogWarn("Kafka", {{"error", error.error}});
     }
@@ -115,6 +117,10 @@ Status Supervisor::StartUp() {
   StatusOr<std::unique_ptr<KafkaPublisher>> publisher = KafkaPublisher::Create(std::move(kafka));
   ZB_RETURN_IF_ERROR(publisher.status().WithContext("kafka"));
   publisher_ = std::move(*publisher);
+  // The accounts' retry settings: a dead producer holds every account, as a failing Zulip
+  // holds one, and the operator has tuned how patiently those are retried.
+  rebuilder_ = std::make_unique<ProducerRebuilder>(*loop_, clock_, *publisher_, metrics_,
+                                                   AccountBackoff(), std::random_device{}());
 
   StatusOr<std::unique_ptr<HealthServer>> health = HealthServer::Start(config_.http, *this);
   ZB_RETURN_IF_ERROR(health.status());
@@ -123,22 +129,47 @@ Status Supervisor::StartUp() {
 }
 
 void Supervisor::StartAccounts() {
-  for (const Checkpoint& checkpoint : checkpoints_->LoadAll()) {
-    const std::string& name = checkpoint.account;
-    bool configured = std::any_of(config_.accounts.begin(), config_.accounts.end(),
-                                  [&](const AccountConfig& a) { return a.name == name; });
-    if (configured) continue;
-    // The account was removed from the configuration. Its credentials went with it, so its
-    // queue cannot be deleted from here; Zulip expires it after its lifespan.
-    LogWarn("forgetting the checkpoint of an account no longer configured",
-            {{"account", name}, {"queue_id", checkpoint.queue_id}});
-    Status removed = checkpoints_->Remove(name);
-    if (!removed.ok()) LogError("could not remove checkpoint", {{"error", removed.message()}});
+  for (const Checkpoint& checkpoint : UnconfiguredCheckpoints()) {
+    // The account was removed from the configuration while the daemon was stopped. Its
+    // credentials went with it, so its queue cannot be deleted from here, and the queue still
+    // holds every event past the checkpoint: forgetting the checkpoint would lose them should
+    // the account come back (it would register a new queue). Keep it, and say how to retire the
+    // account for good (docs/decisions.md).
+    LogWarn(
+        "keeping the checkpoint of an account no longer configured; its Zulip queue lives on "
+        "until its lifespan ends. Put the account back to resume it, or retire it with "
+        "zulip-bridge decommission " +
+            checkpoint.account +
+            " (daemon stopped, with a configuration that has its credentials and this "
+            "state_dir)",
+        {{"account", checkpoint.account}, {"queue_id", checkpoint.queue_id}});
   }
+  CountUnconfiguredCheckpoints();
+  CountDrainingSlots();
 
   for (size_t i = 0; i < config_.accounts.size(); ++i) {
     AddAccount(config_.accounts[i], kRegistrationSpacing * static_cast<int>(i));
   }
+}
+
+std::vector<Checkpoint> Supervisor::UnconfiguredCheckpoints() const {
+  std::vector<Checkpoint> unconfigured;
+  for (Checkpoint& checkpoint : checkpoints_->LoadAll()) {
+    const std::string& name = checkpoint.account;
+    if (std::none_of(config_.accounts.begin(), config_.accounts.end(),
+                     [&](const AccountConfig& a) { return a.name == name; })) {
+      unconfigured.push_back(std::move(checkpoint));
+    }
+  }
+  return unconfigured;
+}
+
+void Supervisor::CountUnconfiguredCheckpoints() {
+  metrics_
+      .GetGauge("zb_unconfigured_checkpoints",
+                "Checkpoints of accounts no longer configured, kept (their Zulip queues live on "
+                "until their lifespan ends; zulip-bridge decommission retires them)")
+      .Set(static_cast<double>(UnconfiguredCheckpoints().size()));
 }
 
 BackoffPolicy Supervisor::AccountBackoff() const {
@@ -261,6 +292,7 @@ void Supervisor::Reload() {
   } else {
     LogError("configuration not reloaded", {{"why", outcome.message}});
   }
+  CountUnconfiguredCheckpoints();
   RefreshSnapshots();
   notifier_.Ready();
   notifier_.Status(StatusLine());
@@ -421,6 +453,7 @@ void Supervisor::FinishRetirement(uint16_t slot) {
   retiring_.erase(it);
   DropAccount(slot);
   if (next) AddAccount(*next, Clock::Duration::zero());
+  CountUnconfiguredCheckpoints();
 }
 
 void Supervisor::FinishRemoval(uint16_t slot, bool queue_gone) {
@@ -437,6 +470,7 @@ void Supervisor::FinishRemoval(uint16_t slot, bool queue_gone) {
   metrics_.RemoveSeriesWithLabel("account", name);
   LogInfo("account removed", {{"account", name}, {"queue_deleted", queue_gone}});
   if (next) AddAccount(*next, Clock::Duration::zero());
+  CountUnconfiguredCheckpoints();
 }
 
 void Supervisor::CancelStart(uint16_t slot) {
@@ -450,18 +484,64 @@ void Supervisor::DropAccount(uint16_t slot) {
   CancelStart(slot);
   Account* account = accounts_[slot].get();
   commit_waiters_.erase(account);
-  // A slot whose records may still be reported is never reused: a new account's tokens would
-  // collide with them.
-  bool clean = account->in_flight() == 0;
   accounts_[slot].reset();
-  if (clean) free_slots_.push_back(slot);
+  // A slot whose records may still be reported is not reused until they are: a new account's
+  // tokens would collide with them. The publisher knows every token still to be reported.
+  // Records of the dropped account held after a failure are given up at once: nothing would
+  // produce them again (they are above its durable watermark, so its queue has them), and
+  // held they would take room from every other account (they count against the producer's
+  // limits). Those still in librdkafka are waited for in OnDeliveries.
+  std::set<uint64_t>& outstanding = draining_slots_[slot];
+  for (uint64_t token : publisher_->UnsettledTokens()) {
+    if (Account::SlotOfToken(token) != slot) continue;
+    if (publisher_->Release(token).ok()) continue;
+    outstanding.insert(token);
+  }
+  // Freed from a posted task, never here: a report posted before this point (already off the
+  // publisher's books) may still be queued on the loop, and must not reach a new account.
+  loop_->Post([this, slot] { MaybeFreeSlot(slot); });
+  CountDrainingSlots();
   RefreshSnapshots();
+}
+
+void Supervisor::MaybeFreeSlot(uint16_t slot) {
+  auto it = draining_slots_.find(slot);
+  if (it == draining_slots_.end() || !it->second.empty()) return;
+  draining_slots_.erase(it);
+  free_slots_.push_back(slot);
+  CountDrainingSlots();
+}
+
+void Supervisor::SettleDrainingSlot(const DeliveryReport& report) {
+  const uint16_t slot = Account::SlotOfToken(report.token);
+  auto it = draining_slots_.find(slot);
+  if (it == draining_slots_.end()) return;
+  // A failed record of a dropped account is given up as in DropAccount. NotFound: it is in
+  // flight again (a producer rebuild re-produced it), so another report follows.
+  if (report.outcome != DeliveryReport::Outcome::kDelivered &&
+      !publisher_->Release(report.token).ok()) {
+    return;
+  }
+  it->second.erase(report.token);
+  if (it->second.empty()) loop_->Post([this, slot] { MaybeFreeSlot(slot); });
+}
+
+void Supervisor::CountDrainingSlots() {
+  metrics_
+      .GetGauge("zb_account_slots_draining",
+                "Slots of accounts stopped by a reload whose last Kafka records are not yet "
+                "settled (not reused until they are)")
+      .Set(static_cast<double>(draining_slots_.size()));
 }
 
 void Supervisor::OnDeliveries(std::vector<DeliveryReport> reports) {
   for (const DeliveryReport& report : reports) {
     uint16_t slot = Account::SlotOfToken(report.token);
-    if (slot < accounts_.size() && accounts_[slot]) accounts_[slot]->OnDelivery(report);
+    if (slot < accounts_.size() && accounts_[slot]) {
+      accounts_[slot]->OnDelivery(report);
+    } else {
+      SettleDrainingSlot(report);
+    }
   }
   for (auto& account : accounts_) {
     if (account) account->OnProducerRoom();
@@ -545,19 +625,6 @@ void Supervisor::FinishShutdown() {
   RefreshSnapshots();
   LogInfo("stopped; Zulip event queues kept for the next start");
   loop_->Stop();
-}
-
-void Supervisor::RebuildProducer() {
-  if (rebuilding_) return;
-  rebuilding_ = true;
-  Status rebuilt = publisher_->Rebuild();
-  rebuilding_ = false;
-  if (rebuilt.ok()) {
-    LogInfo("Kafka producer rebuilt; unacknowledged records produced again",
-            {{"generation", publisher_->Generation()}});
-  } else {
-    LogError("Kafka producer rebuild incomplete", {{"error", rebuilt.message()}});
-  }
 }
 
 // Fed by a loop timer and nothing else: the watchdog says the loop turns, never that Zulip or

@@ -5,14 +5,16 @@
 // Start: lock the state directory, open the checkpoints and the dead-letter spool (in the state
 // directory, capped by dead_letter.max_bytes; the accounts append to it), build the producer (it
 // does not wait for brokers: Kafka may be down at boot), build one Account per configured account
-// and start each from its checkpoint (resuming its queue), forget checkpoints of accounts no longer
-// configured, then READY=1. Registrations are spread out so that many accounts starting at
-// once stay inside Zulip's rate limits.
+// and start each from its checkpoint (resuming its queue), keep (and warn about, naming
+// `zulip-bridge decommission`) checkpoints of accounts no longer configured, then READY=1.
+// Registrations are spread out so that many accounts starting at once stay inside Zulip's rate
+// limits.
 //
 // While running: delivery reports from the producer's poll thread are posted to the loop and
 // handed to their accounts; checkpoint commits requested during one loop turn are done together
 // at the end of it (group commit) and each account is told the result; a fatal producer error
-// rebuilds the producer in-process (every unacknowledged record is produced again); the
+// rebuilds the producer in-process (every unacknowledged record is produced again; a rebuild
+// that fails is retried with the `retry` backoff until one works: ProducerRebuilder); the
 // watchdog is fed from a loop timer, so it says only "the loop turns".
 //
 // Reload (SIGHUP through RequestReload; `zulip-bridge reload` sends it and waits for the
@@ -60,6 +62,7 @@
 #include "daemon/fs.h"
 #include "daemon/kafka_publisher.h"
 #include "daemon/metrics.h"
+#include "daemon/producer_rebuilder.h"
 #include "daemon/state_dir_lock.h"
 #include "daemon/status.h"
 #include "daemon/systemd_notify.h"
@@ -115,6 +118,10 @@ class Supervisor {
 
   Status StartUp();
   void StartAccounts();
+  // The durable checkpoints of accounts the configuration does not name (kept: see
+  // StartAccounts), and the gauge that counts them.
+  std::vector<Checkpoint> UnconfiguredCheckpoints() const;
+  void CountUnconfiguredCheckpoints();
   // Builds an account in a free slot and starts it from its durable checkpoint after `delay`.
   void AddAccount(const AccountConfig& account_config, Clock::Duration delay);
   void Reload();
@@ -123,8 +130,13 @@ class Supervisor {
   void MaybeFinishRetirement(uint16_t slot);
   void FinishRetirement(uint16_t slot);
   void FinishRemoval(uint16_t slot, bool queue_gone);
-  // Destroys the account in `slot`; the slot is reused only if nothing of it is in flight.
+  // Destroys the account in `slot`. Its records held failed in the publisher are released; the
+  // slot is reused once the publisher has reported every other record of it.
   void DropAccount(uint16_t slot);
+  void MaybeFreeSlot(uint16_t slot);
+  // A report for a slot whose account was dropped.
+  void SettleDrainingSlot(const DeliveryReport& report);
+  void CountDrainingSlots();
   // Cancels the delayed Start of the account in `slot`, if it has not run yet.
   void CancelStart(uint16_t slot);
   BackoffPolicy AccountBackoff() const;
@@ -138,7 +150,6 @@ class Supervisor {
   void RefreshSnapshotsEverySecond();
   void PingWatchdog(Clock::Duration interval);
   void ReportStatus();
-  void RebuildProducer();
   std::string StatusLine() const;
 
   Config config_;  // replaced by a reload (loop thread)
@@ -152,9 +163,12 @@ class Supervisor {
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<CurlTransport> transport_;
   std::unique_ptr<KafkaPublisher> publisher_;
+  std::unique_ptr<ProducerRebuilder> rebuilder_;  // after publisher_: it borrows it
   std::unique_ptr<HealthServer> health_;
   std::vector<std::unique_ptr<Account>> accounts_;  // index = slot; null: free
   std::vector<uint16_t> free_slots_;
+  // Slots of dropped accounts, with the tokens the publisher has still to report for them.
+  std::map<uint16_t, std::set<uint64_t>> draining_slots_;
   std::map<uint16_t, Retirement> retiring_;
   std::map<uint16_t, EventLoop::TimerId> start_timers_;  // accounts not started yet
 
@@ -162,7 +176,6 @@ class Supervisor {
   std::set<Account*> commit_waiters_;
   bool commit_scheduled_ = false;
   bool stopping_ = false;
-  bool rebuilding_ = false;
   EventLoop::TimerId flush_deadline_ = 0;
   Status exit_status_;
 

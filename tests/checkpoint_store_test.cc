@@ -118,11 +118,16 @@ TEST(CheckpointStoreTest, FilesAreReadableOnlyByTheOwner) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-TEST(CheckpointStoreTest, CommitOfAThousandAccountsSyncsTwice) {
+TEST(CheckpointStoreTest, CommitAtTheSyncfsThresholdSyncsTwice) {
   TempDir tmp;
   PosixFs posix;
   FaultyFs fs(posix);
-  auto store = OpenOrDie(tmp.path(), fs);
+  CheckpointStore::Options options;
+  options.syncfs_min_accounts = 1000;
+  StatusOr<std::unique_ptr<CheckpointStore>> opened =
+      CheckpointStore::Open(tmp.path(), fs, options);
+  ASSERT_THAT(opened, IsOk());
+  std::unique_ptr<CheckpointStore> store = std::move(*opened);
   const int dir_syncs_at_open = fs.calls(FaultyFs::Op::kSyncDir);
   for (int i = 0; i < 1000; ++i) store->Stage("account-" + std::to_string(i), Make(i));
   ASSERT_THAT(store->Commit(), IsOk());
@@ -146,6 +151,23 @@ TEST(CheckpointStoreTest, SmallCommitSyncsItsOwnFilesNotTheWholeFileSystem) {
   EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncFile), 2);
   EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncFs), 0);
   EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncDir) - dir_syncs_at_open, 1);
+}
+
+// Issue #15 (11c): syncfs(2) flushes every program's dirty data on the file system, on the event
+// loop. A commit of the accounts that advanced in one loop turn of a busy daemon (a hundred,
+// say) must sync only its own files.
+TEST(CheckpointStoreTest, CommitOfAHundredAccountsSyncsItsOwnFilesNotTheWholeFileSystem) {
+  TempDir tmp;
+  PosixFs posix;
+  FaultyFs fs(posix);
+  auto store = OpenOrDie(tmp.path(), fs);
+  const int dir_syncs_at_open = fs.calls(FaultyFs::Op::kSyncDir);
+  for (int i = 0; i < 100; ++i) store->Stage("account-" + std::to_string(i), Make(i));
+  ASSERT_THAT(store->Commit(), IsOk());
+  EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncFs), 0);
+  EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncFile), 100);
+  EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncDir) - dir_syncs_at_open, 1);
+  EXPECT_EQ(OnDisk(tmp.path()).size(), 100u);
 }
 
 TEST(CheckpointStoreTest, NothingToCommitTouchesNothing) {

@@ -390,6 +390,27 @@ TEST_F(ReplayDeadLettersTest, RecordTheBrokerStillRefusesStaysWithItsNewError) {
   EXPECT_THAT(kept[0].error, HasSubstr("TOPIC_AUTHORIZATION_FAILED"));
 }
 
+// Issue #15: records that time out stay held by the publisher and count against its limits. A
+// replay with more records than the limit, against a broker that is down, must give its timed
+// out records up (it keeps its own copy) rather than wait for room forever. Before the fix this
+// test never returned.
+TEST_F(ReplayDeadLettersTest, MoreRecordsThanTheProducerHoldsWithTheBrokerDownAreKept) {
+  auto spool = OpenSpool();
+  ASSERT_TRUE(spool);
+  for (int i = 0; i < 8; ++i) ASSERT_THAT(spool->Append(Letter(i)), IsOk());
+  cluster_.SetBrokerDown();
+  Config config = MakeConfig();
+  config.kafka.properties["queue.buffering.max.messages"] = "3";
+  config.kafka.properties["message.timeout.ms"] = "200";
+  ReplayOptions options;
+  options.report_timeout = std::chrono::seconds(5);
+  StatusOr<ReplaySummary> summary = ReplayDeadLetters(config, fs_, options);
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_EQ(summary->replayed, 0u);
+  EXPECT_EQ(summary->still_failing, 8u);
+  EXPECT_EQ(Drain(*spool).size(), 8u);
+}
+
 TEST_F(ReplayDeadLettersTest, LeftoverOfACrashedReplayIsReplayedAndSoIsTheSpool) {
   auto spool = OpenSpool();
   ASSERT_TRUE(spool);

@@ -283,6 +283,63 @@ TEST_F(KafkaPublisherTest, QueueFullReturnsUnavailableUntilDeliveriesDrainIt) {
   ASSERT_TRUE(WaitFor([&] { return reports_.Has(6, Outcome::kDelivered); }, kWait));
 }
 
+// Issue #15 (7): a record that timed out leaves librdkafka's queue but stays held here. If it
+// did not count, an outage would let every message.timeout.ms add another queue's worth.
+TEST_F(KafkaPublisherTest, HeldFailedRecordsCountAgainstTheMessageLimit) {
+  auto publisher = Make({{"queue.buffering.max.messages", "5"}, {"message.timeout.ms", "300"}});
+  ASSERT_TRUE(publisher);
+  cluster_.SetBrokerDown();
+  for (uint64_t token = 1; token <= 5; ++token) {
+    ASSERT_THAT(publisher->Produce(Record(token)), IsOk());
+  }
+  // Every record times out: librdkafka's queue is empty again, the publisher holds five.
+  ASSERT_TRUE(
+      WaitFor([&] { return publisher->HeldFailed() == 5 && publisher->InFlight() == 0; }, kWait));
+  Status full = publisher->Produce(Record(6));
+  EXPECT_TRUE(full.IsUnavailable()) << full;
+  EXPECT_EQ(full.message(), "queue full");
+  EXPECT_EQ(publisher->InFlight() + publisher->HeldFailed(), 5u);
+
+  // A held record goes back without adding to what the publisher owns.
+  reports_.Forget(1);
+  ASSERT_THAT(publisher->Reproduce(1), IsOk());
+  EXPECT_TRUE(publisher->Produce(Record(6)).IsUnavailable());
+
+  // Room comes back once the held records are delivered.
+  cluster_.SetBrokerUp();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (uint64_t token = 1; token <= 5; ++token) {
+          if (reports_.Has(token, Outcome::kRetryable)) {
+            reports_.Forget(token);
+            EXPECT_THAT(publisher->Reproduce(token), IsOk());
+          }
+        }
+        return publisher->InFlight() + publisher->HeldFailed() == 0;
+      },
+      kWait));
+  EXPECT_THAT(publisher->Produce(Record(6)), IsOk());
+  ASSERT_TRUE(WaitFor([&] { return reports_.Has(6, Outcome::kDelivered); }, kWait));
+}
+
+TEST_F(KafkaPublisherTest, HeldFailedRecordsCountAgainstTheByteLimit) {
+  // 1 KiB: two records of 400 bytes fit, a third does not.
+  auto publisher = Make({{"queue.buffering.max.kbytes", "1"}, {"message.timeout.ms", "300"}});
+  ASSERT_TRUE(publisher);
+  cluster_.SetBrokerDown();
+  const std::string value(400, 'v');
+  ASSERT_THAT(publisher->Produce(Record(1, value)), IsOk());
+  ASSERT_THAT(publisher->Produce(Record(2, value)), IsOk());
+  ASSERT_TRUE(
+      WaitFor([&] { return publisher->HeldFailed() == 2 && publisher->InFlight() == 0; }, kWait));
+  Status full = publisher->Produce(Record(3, value));
+  EXPECT_TRUE(full.IsUnavailable()) << full;
+  EXPECT_EQ(full.message(), "queue full");
+  // Releasing one makes room for one.
+  ASSERT_THAT(publisher->Release(1), IsOk());
+  EXPECT_THAT(publisher->Produce(Record(3, value)), IsOk());
+}
+
 TEST_F(KafkaPublisherTest, RefusesADuplicateTokenWhileTheFirstIsHeld) {
   auto publisher = Make();
   ASSERT_TRUE(publisher);

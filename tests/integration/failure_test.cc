@@ -550,6 +550,45 @@ TEST_F(FailureTest, BrokerOutageLongerThanMessageTimeoutAndDefaultLifespanLosesN
   RunBrokerOutage("stop");
 }
 
+// Issue #15 (7): records held after their timeouts count against the producer's limit. With a
+// small limit and a backlog waiting when the accounts poll, the whole of it is soon taken by
+// held records that the accounts produce again only on a timer, while their transfers are
+// paused. Once the broker is back both accounts must wake up and drain: nothing deadlocks on
+// room.
+TEST_F(FailureTest, BrokerOutageWithTheProducerFullOfTimedOutRecordsLosesNothing) {
+  ZB_REQUIRE_KAFKA_CTL();
+  WorldOptions options;
+  options.kafka_properties =
+      "    message.timeout.ms: \"1000\"\n"
+      "    reconnect.backoff.max.ms: \"1000\"\n"
+      "    queue.buffering.max.messages: \"50\"\n";
+  SetUpWorld({kThreeAccounts[0], kThreeAccounts[1]}, options);
+  StartBridge();
+  std::map<std::string, std::string> queues = WaitForPollingQueues(Emails());
+  ASSERT_EQ(queues.size(), 2u);
+  StopBridge();  // the queues stay; the backlog waits in them
+
+  ASSERT_EQ(KafkaCtl("stop", 60s), 0);
+  broker_stopped_ = true;
+  constexpr int kPerAccount = 500;
+  for (const auto& [email, queue] : queues) EmitLively(queue, kPerAccount, 10000);
+  ASSERT_TRUE(WaitFor([&] { return EmissionDone(queues, kPerAccount); }, 60s));
+  StartBridge();
+  // Every record the producer may own has timed out and gone back more than once.
+  ASSERT_TRUE(WaitFor(
+      [&] { return MetricSum(Health("/metrics"), "zb_records_reproduced_total") >= 150; }, 60s))
+      << Health("/metrics");
+  ASSERT_EQ(KafkaCtl("start", 180s), 0);
+  broker_stopped_ = false;
+
+  Comparison c = ReadAndCompare(brokers_, Topics(kLivelyTypes), TruthOf(queues), 180s);
+  Report("producer full of timed-out records", c);
+  EXPECT_EQ(c.missing, 0u) << c;
+  EXPECT_EQ(c.differing, 0u) << c;
+  EXPECT_TRUE(bridge_->running());
+  StopBridge();
+}
+
 // The same with a crashed broker: its producer state may not survive, which is where librdkafka
 // 2.0.2 raises fatal idempotence errors.
 TEST_F(FailureTest, BrokerCrashLongerThanMessageTimeoutAndDefaultLifespanLosesNothing) {
