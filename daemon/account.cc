@@ -16,8 +16,6 @@ namespace zb {
 namespace {
 
 constexpr uint64_t kSequenceMask = (uint64_t{1} << 48) - 1;
-// How long a gap record Kafka could not take waits before it is produced again.
-constexpr auto kGapRetryDelay = std::chrono::seconds(1);
 // A paused transfer also tries again after this long: librdkafka may report the delivery that
 // made room before its queue count drops, and then no later delivery would wake the account.
 constexpr auto kRoomRetryDelay = std::chrono::milliseconds(100);
@@ -86,7 +84,14 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       published_messages_(kPublishedMessagesKept),
       refused_({env_.loop, env_.publisher, env_.dead_letters, *metrics_, env_.clock, config.name,
                 [this](uint64_t token) { Settle(token); },
-                [this](const std::string& error) { last_error_ = error; }}) {}
+                [this](const std::string& error) { last_error_ = error; }}),
+      gap_records_({env_.loop, env_.publisher, refused_, env_.clock, config.name, config.site,
+                    router_.control_topic(), router_.options().bridge_version,
+                    [this] { return NextToken(); },
+                    [this](uint64_t token, int64_t timestamp_ms) {
+                      in_flight_.emplace(token, InFlight{generation_, -1, std::nullopt,
+                                                         RecordKind::kControl, timestamp_ms});
+                    }}) {}
 
 Account::~Account() {
   Stop();
@@ -94,7 +99,6 @@ Account::~Account() {
   // shutdown; an account that goes away (a reload removed it) must not leave them to fire on
   // freed memory.
   env_.loop.CancelTimer(room_timer_);
-  env_.loop.CancelTimer(gap_timer_);
 }
 
 void Account::SetState(AccountState state) {
@@ -120,7 +124,7 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   checkpoint.history_floor_message_id = history_floor_;
   checkpoint.settled_poll_unix_ms = settled_poll_unix_ms_;
   checkpoint.backfill_rewind_to_unix_seconds = backfill_rewind_to_;
-  for (const PendingGap& gap : pending_gaps_) checkpoint.pending_gap_records.push_back(gap.json);
+  checkpoint.pending_gap_records = gap_records_.Durable();
   return checkpoint;
 }
 
@@ -143,10 +147,8 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
   }
   if (checkpoint) {
     // Reports of gaps that Kafka had not acknowledged before the stop.
-    for (const std::string& json : checkpoint->pending_gap_records) {
-      pending_gaps_.push_back({json, 0});
-    }
-    ProducePendingGaps();
+    gap_records_.Restore(checkpoint->pending_gap_records);
+    gap_records_.ProduceAll();
   }
   if (checkpoint && !checkpoint->queue_id.empty() && checkpoint->site == config_.site) {
     queue_id_ = checkpoint->queue_id;
@@ -206,8 +208,7 @@ void Account::Stop() {
   env_.loop.CancelTimer(retry_timer_);
   retry_timer_ = 0;
   // Pending gap records stay in the checkpoint and are published at the next start.
-  env_.loop.CancelTimer(gap_timer_);
-  gap_timer_ = 0;
+  gap_records_.Stop();
   if (state_ != AccountState::kParked) SetState(AccountState::kStopped);
 }
 
@@ -330,7 +331,7 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
 
 void Account::StageCheckpoint(AccountState next) {
   staged_watermark_ = next == AccountState::kCommittingQueue ? -1 : watermark_.settled();
-  pending_gaps_changed_ = false;
+  gap_records_.MarkStaged();
   env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
   SetState(next);
   env_.request_commit(*this);
@@ -357,7 +358,7 @@ void Account::OnCommitted(const Status& status) {
   durable_watermark_ = staged_watermark_;
   metrics_->watermark.Set(static_cast<double>(durable_watermark_));
   // A gap record is produced once it and the new queue are durable together.
-  if (queue_committed) ProducePendingGaps();
+  if (queue_committed) gap_records_.ProduceAll();
   if (backfill_active_) {
     if (queue_committed && !replaced_queue_id_.empty()) {
       // The new queue is durable: the old one is not needed to resume any more.
@@ -381,7 +382,8 @@ void Account::OnCommitted(const Status& status) {
 
 bool Account::StageFinalCheckpoint() {
   if (queue_id_.empty()) return false;
-  if (watermark_.settled() <= durable_watermark_ && !pending_gaps_changed_) return false;
+  if (watermark_.settled() <= durable_watermark_ && !gap_records_.changed_since_staged())
+    return false;
   staged_watermark_ = std::max(watermark_.settled(), durable_watermark_);
   env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
   return true;
@@ -645,14 +647,8 @@ void Account::Settle(uint64_t token) {
       if (--backfill_outstanding_ == 0 && !backfill_producing_) FinishBackfillBatch();
       return;
     case RecordKind::kControl:
-      for (auto gap = pending_gaps_.begin(); gap != pending_gaps_.end(); ++gap) {
-        if (gap->token == token) {
-          // In Kafka (or the spool): the next checkpoint forgets it.
-          pending_gaps_.erase(gap);
-          pending_gaps_changed_ = true;
-          break;
-        }
-      }
+      // A gap record in Kafka (or the spool): the next checkpoint forgets it.
+      (void)gap_records_.OnSettled(token);
       return;
   }
 }
@@ -767,7 +763,7 @@ void Account::AddGapRecord(const LostQueue& lost) {
   gap.reason = lost.reason;
   gap.backfill = backfill_active_;
   if (backfill_active_) gap.limits = PlanBackfill(config_, feature_level_).limits;
-  pending_gaps_.push_back({GapRecordJson(gap), 0});
+  gap_records_.Add(GapRecordJson(gap));
   metrics_->gaps.Inc();
   LogAccount(LogLevel::kWarn, name(), "gap: its record goes to the control topic",
              {{"lost_queue_id", lost.queue_id},
@@ -775,56 +771,6 @@ void Account::AddGapRecord(const LostQueue& lost) {
               {"last_event_id", lost.last_event_id},
               {"last_message_id", lost.last_message_id},
               {"topic", router_.control_topic()}});
-}
-
-void Account::ProducePendingGaps() {
-  env_.loop.CancelTimer(gap_timer_);
-  gap_timer_ = 0;
-  const std::vector<KafkaHeader> headers = {{"zulip-site", config_.site},
-                                            {"zulip-account", config_.name},
-                                            {"bridge-record-type", "gap"},
-                                            {"bridge-version", router_.options().bridge_version}};
-  bool retry = false;
-  std::vector<std::pair<OwnedKafkaRecord, std::string>> refused;
-  for (size_t i = 0; i < pending_gaps_.size(); ++i) {
-    if (pending_gaps_[i].token != 0) continue;
-    KafkaRecord record;
-    record.topic = router_.control_topic();
-    record.key = config_.name;
-    record.value = pending_gaps_[i].json;
-    record.headers = headers;
-    record.timestamp_ms = WallMillis(env_.clock);
-    record.token = NextToken();
-    Status produced = env_.publisher.Produce(record);
-    if (produced.IsInvalidArgument()) {
-      // Never to be taken: to the spool like any record, and settled once it is there.
-      pending_gaps_[i].token = record.token;
-      in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl,
-                                                record.timestamp_ms});
-      refused.emplace_back(OwnedCopyOf(record), produced.message());
-      continue;
-    }
-    if (!produced.ok()) {
-      // Kept (durable in the checkpoint) and tried again: the record is how consumers learn of
-      // the gap.
-      LogAccount(produced.IsUnavailable() ? LogLevel::kDebug : LogLevel::kError, name(),
-                 "could not produce a gap record yet; trying again",
-                 {{"error", produced.message()}});
-      retry = true;
-      continue;
-    }
-    pending_gaps_[i].token = record.token;
-    in_flight_.emplace(record.token, InFlight{generation_, -1, std::nullopt, RecordKind::kControl,
-                                              record.timestamp_ms});
-  }
-  // After the loop: a spooled record settles at once and leaves pending_gaps_.
-  for (auto& [record, error] : refused) {
-    uint64_t token = record.token;
-    refused_.DeadLetter(token, -1, std::move(record), std::move(error));
-  }
-  if (retry && state_ != AccountState::kStopped) {
-    gap_timer_ = env_.loop.AddTimer(kGapRetryDelay, [this] { ProducePendingGaps(); });
-  }
 }
 
 void Account::RunBackfillBatch() {

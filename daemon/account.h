@@ -57,6 +57,7 @@
 #include "daemon/dead_letter_spool.h"
 #include "daemon/event_router.h"
 #include "daemon/event_splitter.h"
+#include "daemon/gap_records.h"
 #include "daemon/message_backfill.h"
 #include "daemon/metrics.h"
 #include "daemon/published_messages.h"
@@ -193,11 +194,6 @@ class Account {
     int64_t detected_at_unix_ms = 0;
     std::string reason;
   };
-  // A gap record not yet acknowledged by Kafka (durable in the checkpoint until it is).
-  struct PendingGap {
-    std::string json;
-    uint64_t token = 0;  // 0: not handed to the publisher (yet, or again after a failure)
-  };
 
   void Register();
   void OnRegistered(ZulipReply<RegisterResult> reply);
@@ -222,11 +218,9 @@ class Account {
   void DeleteQueue(const std::string& queue_id, std::function<void(bool gone)> done);
   // Gaps (DESIGN.md "Gaps"): the gap record, then the backfill one batch at a time, each batch
   // acknowledged by Kafka and its anchor made durable before the next.
-  // The gap record of `lost`, kept in pending_gaps_ (and the next checkpoint) until Kafka has
-  // it; produced once the new queue is durable.
+  // The gap record of `lost`, kept (and in the next checkpoint) until Kafka has it; produced
+  // once the new queue is durable.
   void AddGapRecord(const LostQueue& lost);
-  // Produces the pending gap records not in flight; retries on a timer what Kafka refused.
-  void ProducePendingGaps();
   void RunBackfillBatch();
   void OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch);
   void FinishBackfillBatch();
@@ -265,9 +259,6 @@ class Account {
   // is here is settled without publishing it again; nothing else is ever skipped.
   PublishedMessages published_messages_;
   std::optional<LostQueue> lost_queue_;  // set from a loss until the new queue is registered
-  std::vector<PendingGap> pending_gaps_;
-  bool pending_gaps_changed_ = false;  // one was acknowledged since the last staged checkpoint
-  Scheduler::TimerId gap_timer_ = 0;
   // The queue a configuration change replaces, until the new queue is durable and it is deleted.
   std::string replaced_queue_id_;
   ZulipClient::Handle delete_request_ = 0;
@@ -306,6 +297,8 @@ class Account {
   std::unordered_map<uint64_t, InFlight> in_flight_;
   // Records Kafka did not take: produced again, held on a missing topic, or spooled.
   RefusedRecords refused_;
+  // Gap records Kafka has not acknowledged yet (durable in the checkpoint until it has).
+  GapRecords gap_records_;
   // The poll was stopped because Kafka refused an event at once (missing topic, spool
   // refusal, dead producer): retried after a backoff, not counted as a Zulip error.
   bool kafka_hold_ = false;
