@@ -9,6 +9,7 @@
 #include "daemon/health_server.h"
 #include "daemon/kafka_statistics.h"
 #include "daemon/log.h"
+#include "daemon/reload_plan.h"
 #include "daemon/version.h"
 
 namespace zb {
@@ -299,30 +300,18 @@ void Supervisor::Reload() {
 }
 
 ReloadOutcome Supervisor::ApplyConfig(Config next) {
-  std::vector<std::string> need_restart;
-  if (next.state_dir != config_.state_dir) need_restart.push_back("state_dir");
-  if (next.http != config_.http) need_restart.push_back("http");
-  if (next.kafka.brokers != config_.kafka.brokers) need_restart.push_back("kafka.brokers");
-  if (next.kafka.properties != config_.kafka.properties) {
-    need_restart.push_back("kafka.properties");
+  std::vector<RunningAccount> running;
+  for (size_t i = 0; i < accounts_.size(); ++i) {
+    if (!accounts_[i]) continue;
+    const auto slot = static_cast<uint16_t>(i);
+    running.push_back({slot, accounts_[slot]->config(),
+                       accounts_[slot]->state() == AccountState::kParked,
+                       retiring_.count(slot) > 0});
   }
-  if (next.dead_letter != config_.dead_letter) need_restart.push_back("dead_letter");
-  if (next.metrics != config_.metrics) need_restart.push_back("metrics");
-  if (!need_restart.empty()) {
-    std::string keys;
-    for (const std::string& key : need_restart) keys += (keys.empty() ? "" : ", ") + key;
-    return {0, false,
-            "changed: " + keys +
-                "; these apply only at a restart, so nothing was applied (restart zulip-bridge, "
-                "or undo them and reload)"};
-  }
+  ReloadPlan plan = PlanReload(config_, next, running);
+  if (!plan.applies()) return {0, false, plan.Summary()};
 
-  const KafkaConfig& was = config_.kafka;
-  const bool restart_all =
-      next.kafka.topic_template != was.topic_template || next.kafka.topics != was.topics ||
-      next.kafka.control_topic != was.control_topic || next.kafka.default_key != was.default_key ||
-      next.kafka.keys != was.keys || next.retry != config_.retry;
-  if (next.log != config_.log) {
+  if (plan.log_changed) {
     LogOptions log;
     log.level = next.log.level;
     log.format = next.log.format;
@@ -331,59 +320,41 @@ ReloadOutcome Supervisor::ApplyConfig(Config next) {
   config_.kafka = next.kafka;
   config_.retry = next.retry;
   config_.log = next.log;
-
-  size_t added = 0, removed = 0, restarted = 0, unchanged = 0;
-  std::set<std::string> running;
-  for (size_t i = 0; i < accounts_.size(); ++i) {
-    if (!accounts_[i]) continue;
-    const auto slot = static_cast<uint16_t>(i);
-    Account& account = *accounts_[slot];
-    running.insert(account.name());
-    auto wanted = std::find_if(next.accounts.begin(), next.accounts.end(),
-                               [&](const AccountConfig& a) { return a.name == account.name(); });
-    if (auto retiring = retiring_.find(slot); retiring != retiring_.end()) {
-      // Still settling from an earlier reload: it ends the way this configuration says.
-      Retirement& retirement = retiring->second;
-      if (wanted == next.accounts.end()) {
-        ++removed;
+  for (ReloadPlan::Step& step : plan.steps) {
+    switch (step.action) {
+      case ReloadPlan::Action::kKeep:
+        break;
+      case ReloadPlan::Action::kRemove:
+        Retire(step.slot, /*remove=*/true, std::nullopt);
+        break;
+      case ReloadPlan::Action::kRestart:
+        Retire(step.slot, /*remove=*/false, std::move(step.next));
+        break;
+      case ReloadPlan::Action::kRetiringNowRemoved: {
+        Retirement& retirement = retiring_.at(step.slot);
         retirement.next.reset();
         if (!retirement.finishing) {
           retirement.remove = true;
           loop_->CancelTimer(retirement.deadline);
           retirement.deadline = 0;
         }
-      } else {
-        ++restarted;
-        retirement.next = *wanted;
+        break;
+      }
+      case ReloadPlan::Action::kRetiringNowRestarted: {
+        Retirement& retirement = retiring_.at(step.slot);
+        retirement.next = std::move(step.next);
         // A removal not yet past its queue's deletion becomes a restart on the same queue.
         if (!retirement.finishing) retirement.remove = false;
+        break;
       }
-      continue;
-    }
-    if (wanted == next.accounts.end()) {
-      ++removed;
-      Retire(slot, /*remove=*/true, std::nullopt);
-    } else if (restart_all || !(*wanted == account.config()) ||
-               account.state() == AccountState::kParked) {
-      // A parked account is retried even when its configuration is the same: what parked it
-      // (a deactivated user, a key file) may have been fixed outside this file.
-      ++restarted;
-      Retire(slot, /*remove=*/false, *wanted);
-    } else {
-      ++unchanged;
     }
   }
   size_t position = 0;
-  for (const AccountConfig& account : next.accounts) {
-    if (running.count(account.name)) continue;
-    ++added;
+  for (const AccountConfig& account : plan.added) {
     AddAccount(account, kRegistrationSpacing * static_cast<int>(position++));
   }
   config_.accounts = std::move(next.accounts);
-  return {0, true,
-          std::to_string(added) + " added, " + std::to_string(removed) + " removed, " +
-              std::to_string(restarted) + " restarted, " + std::to_string(unchanged) +
-              " unchanged"};
+  return {0, true, plan.Summary()};
 }
 
 void Supervisor::Retire(uint16_t slot, bool remove, std::optional<AccountConfig> next) {
