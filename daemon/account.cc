@@ -15,7 +15,6 @@
 namespace zb {
 namespace {
 
-constexpr uint64_t kSequenceMask = (uint64_t{1} << 48) - 1;
 // A paused transfer also tries again after this long: librdkafka may report the delivery that
 // made room before its queue count drops, and then no later delivery would wake the account.
 constexpr auto kRoomRetryDelay = std::chrono::milliseconds(100);
@@ -82,15 +81,16 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       metrics_(std::make_unique<AccountMetrics>(env_.metrics, config.name,
                                                 env_.per_account_type_metrics)),
       published_messages_(kPublishedMessagesKept),
+      in_flight_(slot),
       refused_({env_.loop, env_.publisher, env_.dead_letters, *metrics_, env_.clock, config.name,
                 [this](uint64_t token) { Settle(token); },
                 [this](const std::string& error) { last_error_ = error; }}),
       gap_records_({env_.loop, env_.publisher, refused_, env_.clock, config.name, config.site,
                     router_.control_topic(), router_.options().bridge_version,
-                    [this] { return NextToken(); },
+                    [this] { return in_flight_.NextToken(); },
                     [this](uint64_t token, int64_t timestamp_ms) {
-                      in_flight_.emplace(token, InFlight{generation_, -1, std::nullopt,
-                                                         RecordKind::kControl, timestamp_ms});
+                      in_flight_.Add(token, InFlightRecord{generation_, -1, std::nullopt,
+                                                           RecordKind::kControl, timestamp_ms});
                     }}) {}
 
 Account::~Account() {
@@ -497,7 +497,7 @@ bool Account::OnEvent(std::string_view event_json) {
     event_error_ = routed;
     return false;
   }
-  uint64_t token = NextToken();
+  uint64_t token = in_flight_.NextToken();
   KafkaRecord record;
   record.topic = routed_.topic;
   if (routed_.key) record.key = *routed_.key;
@@ -545,8 +545,8 @@ bool Account::OnEvent(std::string_view event_json) {
   refused_.TopicTookARecord(routed_.topic);
   (void)watermark_.Receive(event.id);
   metrics_->received.Inc();
-  in_flight_.emplace(token, InFlight{generation_, event.id, event.message_id, RecordKind::kLive,
-                                     record.timestamp_ms, metrics_->CountReceived(event.type)});
+  in_flight_.Add(token, InFlightRecord{generation_, event.id, event.message_id, RecordKind::kLive,
+                                       record.timestamp_ms, metrics_->CountReceived(event.type)});
   NoteEventReceived();
   metrics_->lag.Set(static_cast<double>(watermark_.outstanding()));
   return true;
@@ -593,9 +593,9 @@ void Account::MaybeAdvance() {
 }
 
 void Account::OnDelivery(const DeliveryReport& report) {
-  auto it = in_flight_.find(report.token);
-  if (it == in_flight_.end()) return;  // a repeat after a producer rebuild
-  InFlight entry = it->second;
+  const InFlightRecord* found = in_flight_.Find(report.token);
+  if (found == nullptr) return;  // a repeat after a producer rebuild
+  const InFlightRecord entry = *found;
   switch (report.outcome) {
     case DeliveryReport::Outcome::kDelivered:
       refused_.OnDelivered(report.token);
@@ -629,10 +629,9 @@ void Account::OnDelivery(const DeliveryReport& report) {
 }
 
 void Account::Settle(uint64_t token) {
-  auto it = in_flight_.find(token);
-  if (it == in_flight_.end()) return;
-  InFlight entry = it->second;
-  in_flight_.erase(it);
+  std::optional<InFlightRecord> taken = in_flight_.Take(token);
+  if (!taken) return;
+  const InFlightRecord& entry = *taken;
   switch (entry.kind) {
     case RecordKind::kLive:
       // A lost queue's ids no longer count: its records settle, its watermark is gone.
@@ -746,10 +745,6 @@ void Account::LoseQueue(const std::string& reason) {
   Register();
 }
 
-uint64_t Account::NextToken() {
-  return (uint64_t{slot_} << 48) | (next_sequence_++ & kSequenceMask);
-}
-
 void Account::AddGapRecord(const LostQueue& lost) {
   GapRecord gap;
   gap.account = config_.name;
@@ -833,13 +828,13 @@ void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) 
       record.value = message.value;
       record.headers = routed_.headers;
       record.timestamp_ms = now_ms;
-      record.token = NextToken();
+      record.token = in_flight_.NextToken();
       status = env_.publisher.Produce(record);
     }
     if (status.IsInvalidArgument()) {
       // Never to be taken (too large...): dead-lettered like a live event, and the batch goes on.
-      in_flight_.emplace(record.token, InFlight{generation_, -1, message.header.message_id,
-                                                RecordKind::kBackfilled});
+      in_flight_.Add(record.token, InFlightRecord{generation_, -1, message.header.message_id,
+                                                  RecordKind::kBackfilled});
       ++backfill_outstanding_;
       backfill_batch_last_ = *message.header.message_id;
       refused_.DeadLetter(record.token, -1, OwnedCopyOf(record), status.message());
@@ -854,8 +849,8 @@ void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) 
       backfill_batch_failed_ = true;
       break;
     }
-    in_flight_.emplace(record.token, InFlight{generation_, -1, message.header.message_id,
-                                              RecordKind::kBackfilled, record.timestamp_ms});
+    in_flight_.Add(record.token, InFlightRecord{generation_, -1, message.header.message_id,
+                                                RecordKind::kBackfilled, record.timestamp_ms});
     ++backfill_outstanding_;
     backfill_batch_last_ = *message.header.message_id;
   }

@@ -58,6 +58,7 @@
 #include "daemon/event_router.h"
 #include "daemon/event_splitter.h"
 #include "daemon/gap_records.h"
+#include "daemon/in_flight_records.h"
 #include "daemon/message_backfill.h"
 #include "daemon/metrics.h"
 #include "daemon/published_messages.h"
@@ -171,19 +172,10 @@ class Account {
   uint64_t forwarded() const;
   AccountSnapshot Snapshot() const;
 
-  // Token layout: slot in the top 16 bits, a per-account sequence below.
-  static uint16_t SlotOfToken(uint64_t token) { return static_cast<uint16_t>(token >> 48); }
+  // The slot a Kafka token was made for (InFlightRecords).
+  static uint16_t SlotOfToken(uint64_t token) { return InFlightRecords::SlotOfToken(token); }
 
  private:
-  enum class RecordKind { kLive, kBackfilled, kControl };
-  struct InFlight {
-    uint64_t generation;  // which queue the event came from (a lost queue's ids don't settle)
-    int64_t event_id;     // -1 for backfilled and control records
-    std::optional<int64_t> message_id;
-    RecordKind kind = RecordKind::kLive;
-    int64_t timestamp_ms = 0;  // the record's timestamp: when the daemon received the event
-    const AccountTypeSeries* type_series = nullptr;  // live events: counted as published by type
-  };
   // What the gap record of a lost queue says; kept from the loss to the new queue's commit.
   struct LostQueue {
     std::string queue_id;
@@ -225,7 +217,6 @@ class Account {
   void OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch);
   void FinishBackfillBatch();
   void EndBackfill();
-  uint64_t NextToken();
   void SetState(AccountState state);
   void NotePacing(const RateLimitInfo& info);
   // An event (not a heartbeat) arrived: the last event time and its gauge.
@@ -293,8 +284,7 @@ class Account {
   int64_t receive_time_ms_ = 0;
   RoutedRecord routed_;  // reused across events
 
-  uint64_t next_sequence_ = 0;
-  std::unordered_map<uint64_t, InFlight> in_flight_;
+  InFlightRecords in_flight_;
   // Records Kafka did not take: produced again, held on a missing topic, or spooled.
   RefusedRecords refused_;
   // Gap records Kafka has not acknowledged yet (durable in the checkpoint until it has).
