@@ -4,39 +4,47 @@
 //
 // One batch is in flight at a time:
 //
+//                      ┌──────────── backfilling (after a gap) ◄───┐
+//                      ▼                 │ batch durable           │ a lost queue's messages
 //   registering ─► committing the new queue ─► polling (GET /events, streamed) ─► draining
 //        ▲                                         ▲                                 │
 //        │ queue lost                              │ W durable                       ▼
 //        └──────────────────────────────────── committing W ◄────── every id settled
 //
+//   any state ─► backing off (retry) · parked (an operator must act) · stopped (final)
+//
 // While a response streams in, each event is split out as its exact bytes (EventSplitter),
-// routed (EventRouter) and produced (KafkaPublisher) at once; when librdkafka's queue is full
-// the transfer is paused and picked up again when deliveries make room. Heartbeats are settled
-// at once and never published. Delivery reports settle ids in the Watermark; when the response
-// is complete and every id of it is settled, the watermark W is staged in the CheckpointStore
-// and the owner commits it with everyone else's at the end of the loop turn; only then does the
-// next GET send last_event_id=W. A new queue's id is durable before its first GET, which sends
+// routed (EventRouter) and produced (Publisher) at once; when the producer is full the transfer
+// is paused and picked up again when deliveries make room. Heartbeats are settled at once and
+// never published. Delivery reports settle ids in the Watermark; when the response is complete
+// and every id of it is settled, the watermark W is staged in the CheckpointStore and the owner
+// commits it with everyone else's at the end of the loop turn; only then does the next GET send
+// last_event_id=W. A new queue's id is durable before its first GET, which sends
 // last_event_id=-1 (FACTS §2.2: the register window).
+//
+// A lost queue (DESIGN.md "Gaps"): a new queue is registered; its id, a gap record and "backfill
+// from A, reading back to messages sent 300 s before the lost queue's last settled poll" are
+// durable together; then MessageBackfill reads the messages the lost queue could have delivered,
+// one batch at a time (each batch in Kafka and its anchor durable before the next), and only
+// then is the new queue polled. A message is never skipped as "already published" unless Kafka
+// acknowledged that very message id in this run (PublishedMessages).
 //
 // Errors, classified by ZulipClient: transient ones (5xx, timeouts, resets, truncated bodies)
 // back off with full jitter and retry; a 429 waits its Retry-After to the fraction; a lost
-// queue re-registers with a fresh checkpoint (logged and counted); a 401, a register refused
-// as a configuration error, or a backfill page refused with a 4xx (a narrow naming a channel
-// that is gone; asked again it is refused again) parks the account with the server's reason.
-// Records that Kafka could not take are re-produced after a pause (timeouts, a missing topic).
+// queue re-registers; a 401, a register refused as a configuration error, or a backfill page
+// refused with a 4xx (a narrow naming a channel that is gone) parks the account with the
+// server's reason.
 //
-// Kafka's refusals (#7). A record Kafka will never take (a kPermanent report: too large, not
-// authorised, invalid; or InvalidArgument from Produce, e.g. larger than message.max.bytes) is
-// released from the publisher and appended to the dead-letter spool; once the append is
-// durable its id counts as settled and the account goes on. If the spool refuses (full, or an
-// I/O error) the id stays unsettled, so the account holds (the Zulip queue buffers) and the
-// append is retried every few seconds with a loud error. A missing topic (auto-creation off)
-// is never spooled: the account holds, re-producing the record, and says so at most once a
-// minute (an error line naming the topic; zb_kafka_missing_topic{account,topic} is 1 meanwhile);
-// it goes on by itself once the topic exists.
+// Collaborators, each with one job, owned here and reporting back by callback:
+//   InFlightRecords  the records handed to the publisher and their tokens
+//   RefusedRecords   what Kafka did not take: produced again, held on a missing topic, or spooled
+//   GapRecords       gap records, durable in the checkpoint until Kafka acknowledges them
+//   PublishedMessages the message ids Kafka acknowledged in this run (the skip rule's proof)
+//   MessageBackfill  the GET /messages reads of a backfill
+//   AccountMetrics   the account's series; register_request.h: what POST /register sends
 //
-// Threads: everything runs on the event loop thread, delivery reports included (the owner
-// moves them there). Not copyable.
+// Threads: everything runs on the loop thread, delivery reports included (the owner moves them
+// there). Not copyable.
 #ifndef ZB_DAEMON_ACCOUNT_H_
 #define ZB_DAEMON_ACCOUNT_H_
 
