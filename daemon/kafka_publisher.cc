@@ -277,13 +277,8 @@ struct KafkaPublisher::Impl {
 
   Status Produce(const KafkaRecord& record) {
     auto held = std::make_unique<Held>();
+    held->record = OwnedCopyOf(record);
     OwnedKafkaRecord& r = held->record;
-    r.topic.assign(record.topic);
-    if (record.key) r.key.emplace(*record.key);
-    r.value.assign(record.value);
-    r.headers.assign(record.headers.begin(), record.headers.end());
-    r.timestamp_ms = record.timestamp_ms;
-    r.token = record.token;
 
     std::lock_guard lock(mu);
     if (held_records.contains(record.token)) {

@@ -285,24 +285,30 @@ void MessageBackfill::Fetch(Cursor& cursor) {
   request.include_anchor = false;
   request.num_before = 0;
   request.num_after = options_.page_size;
+  Ask(cursor, std::move(request), &MessageBackfill::TakePage, "GET /messages");
+}
+
+void MessageBackfill::Ask(Cursor& cursor, GetMessagesRequest request, PageTaker take,
+                          std::string what) {
   request.narrow_json = cursor.narrow.narrow_json;
   request.apply_markdown = options_.apply_markdown;
   request.client_gravatar = options_.client_gravatar;
   size_t index = static_cast<size_t>(&cursor - cursors_.data());
-  request_ = client_.GetMessages(request, [this, index](ZulipReply<std::string> reply) {
-    request_ = 0;
-    last_outcome_ = reply.outcome;
-    if (reply.outcome.ok()) {
-      Status taken = TakePage(cursors_[index], reply.value);
-      if (taken.ok()) {
-        Continue();
-        return;
-      }
-      last_outcome_.kind = ZulipErrorKind::kTransient;
-      last_outcome_.status = taken.WithContext("GET /messages");
-    }
-    FinishAfterFailure();
-  });
+  request_ = client_.GetMessages(
+      request, [this, index, take, what = std::move(what)](ZulipReply<std::string> reply) {
+        request_ = 0;
+        last_outcome_ = reply.outcome;
+        if (reply.outcome.ok()) {
+          Status taken = (this->*take)(cursors_[index], reply.value);
+          if (taken.ok()) {
+            Continue();
+            return;
+          }
+          last_outcome_.kind = ZulipErrorKind::kTransient;
+          last_outcome_.status = taken.WithContext(what);
+        }
+        FinishAfterFailure();
+      });
 }
 
 void MessageBackfill::FinishAfterFailure() {
@@ -362,24 +368,7 @@ void MessageBackfill::Rewind(Cursor& cursor) {
   // Reading back usually needs a few minutes of messages, not a page of a thousand.
   request.num_before = std::min(options_.page_size, kRewindPageSize);
   request.num_after = 0;
-  request.narrow_json = cursor.narrow.narrow_json;
-  request.apply_markdown = options_.apply_markdown;
-  request.client_gravatar = options_.client_gravatar;
-  size_t index = static_cast<size_t>(&cursor - cursors_.data());
-  request_ = client_.GetMessages(request, [this, index](ZulipReply<std::string> reply) {
-    request_ = 0;
-    last_outcome_ = reply.outcome;
-    if (reply.outcome.ok()) {
-      Status taken = TakeRewindPage(cursors_[index], reply.value);
-      if (taken.ok()) {
-        Continue();
-        return;
-      }
-      last_outcome_.kind = ZulipErrorKind::kTransient;
-      last_outcome_.status = taken.WithContext("GET /messages (reading back)");
-    }
-    FinishAfterFailure();
-  });
+  Ask(cursor, std::move(request), &MessageBackfill::TakeRewindPage, "GET /messages (reading back)");
 }
 
 Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) {

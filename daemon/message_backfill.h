@@ -171,6 +171,10 @@ class MessageBackfill {
   void Rewind(Cursor& cursor);
   // Hands `done` what the batch holds after a failed request; the request is asked again.
   void FinishAfterFailure();
+  // Asks GET /messages for `cursor`'s narrow; its page goes to `take`, a failure (of the call,
+  // or of `take`, named by `what`) to FinishAfterFailure.
+  using PageTaker = Status (MessageBackfill::*)(Cursor&, const std::string&);
+  void Ask(Cursor& cursor, GetMessagesRequest request, PageTaker take, std::string what);
   // Moves `cursor`'s anchor down by a page read backwards (Rewind); an error names what is
   // wrong with the body.
   Status TakeRewindPage(Cursor& cursor, const std::string& body);

@@ -67,6 +67,18 @@ struct DeliveryReport {
   std::string topic;    // set when not delivered: what the owner reports (a missing topic)
 };
 
+// A copy of `record`'s borrowed bytes.
+inline OwnedKafkaRecord OwnedCopyOf(const KafkaRecord& record) {
+  OwnedKafkaRecord owned;
+  owned.topic.assign(record.topic);
+  if (record.key) owned.key.emplace(*record.key);
+  owned.value.assign(record.value);
+  owned.headers.assign(record.headers.begin(), record.headers.end());
+  owned.timestamp_ms = record.timestamp_ms;
+  owned.token = record.token;
+  return owned;
+}
+
 class Publisher {
  public:
   virtual ~Publisher() = default;

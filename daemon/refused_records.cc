@@ -25,17 +25,6 @@ std::string HeaderValue(const std::vector<KafkaHeader>& headers, std::string_vie
 
 }  // namespace
 
-OwnedKafkaRecord OwnedCopyOf(const KafkaRecord& record) {
-  OwnedKafkaRecord owned;
-  owned.topic.assign(record.topic);
-  if (record.key) owned.key.emplace(*record.key);
-  owned.value.assign(record.value);
-  owned.headers.assign(record.headers.begin(), record.headers.end());
-  owned.timestamp_ms = record.timestamp_ms;
-  owned.token = record.token;
-  return owned;
-}
-
 RefusedRecords::RefusedRecords(Env env) : env_(std::move(env)) {}
 
 RefusedRecords::~RefusedRecords() {

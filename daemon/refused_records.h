@@ -35,9 +35,6 @@
 
 namespace zb {
 
-// A copy of `record`'s borrowed bytes (for the spool).
-OwnedKafkaRecord OwnedCopyOf(const KafkaRecord& record);
-
 class RefusedRecords {
  public:
   // What the owner lends. Every reference outlives this object.
