@@ -249,6 +249,13 @@ class World {
     }
     store_ = std::move(*store);
     ++generation_;
+    if (change_config_ && std::bernoulli_distribution(0.25)(rng_)) {
+      // The operator changed a register argument between runs (one that does not change what
+      // the queue sees): the account replaces its queue, a gap said as one, and backfills.
+      config_.queue_lifespan_secs = config_.queue_lifespan_secs == 604800 ? 86400 : 604800;
+      Trace("world: the configuration changed (queue_lifespan_secs " +
+            std::to_string(config_.queue_lifespan_secs) + ")");
+    }
     AccountEnv env{
         runtime_, zulip_,
         kafka_,   *store_,
@@ -462,6 +469,8 @@ class World {
   bool bridge_up_ = false;
   bool commit_scheduled_ = false;
   bool chaos_ = true;
+  // Whether restarts may come with a changed configuration (SimulationOptions).
+  const bool change_config_ = options_.config_changes;
   bool kafka_down_ = false;
   uint64_t crashes_ = 0;
   std::set<int64_t> messages_in_kafka_;

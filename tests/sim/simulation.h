@@ -33,6 +33,9 @@ struct SimulationOptions {
   std::chrono::seconds settle{std::chrono::minutes(60)};  // simulated, at most
   // Keep the last this many lines of the trace (log lines and the world's actions).
   size_t trace_lines = 400;
+  // Restarts sometimes come with a changed register argument (a configuration change: the
+  // queue is replaced, with a gap record and a backfill).
+  bool config_changes = false;
 };
 
 struct SimulationResult {
