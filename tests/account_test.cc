@@ -1841,8 +1841,15 @@ TEST_F(AccountTest, ReviewAConfigurationChangeDuringABackfillKeepsItsReadBack) {
   // Drive the backfill to its end (every record delivered) and count what it published.
   ASSERT_TRUE(WaitFor(
       [&] {
-        if (HeldCount() > 0) Deliver();
-        else Advance(100ms);
+        bool unanswered = false;
+        OnLoop([&] { unanswered = !fake_.last().response; });
+        if (LastCall().endpoint == "messages" && unanswered) {
+          AnswerMessagesFrom(history);
+        } else if (HeldCount() > 0) {
+          Deliver();
+        } else {
+          Advance(100ms);
+        }
         return LastCall().endpoint == "events";
       },
       kWait));
@@ -1893,7 +1900,9 @@ TEST_F(AccountTest, ReviewTheReadBackCountsFromWhenThePollWasAnsweredNotWhenItEn
   EXPECT_LE(LastCall().durable->backfill_rewind_to_unix_seconds, kWallStart - 300)
       << "the read back starts from when the settled poll ended, not when it was answered";
   const size_t before = CallCount();
-  AnswerMessagesFrom({{90, kLongAgo}, {100, kWallStart - 1}, {101, kWallStart - 1}});
+  const std::vector<OldMessage> history = {
+      {90, kLongAgo}, {100, kWallStart - 1}, {101, kWallStart - 1}};
+  AnswerMessagesFrom(history);
   std::vector<CallRecord> calls = Calls();
   std::optional<CallRecord> forward;
   for (size_t i = before - 1; i < calls.size(); ++i) {
@@ -1908,8 +1917,15 @@ TEST_F(AccountTest, ReviewTheReadBackCountsFromWhenThePollWasAnsweredNotWhenItEn
   // Drive the backfill to its end (every record delivered) and count what it published.
   ASSERT_TRUE(WaitFor(
       [&] {
-        if (HeldCount() > 0) Deliver();
-        else Advance(100ms);
+        bool unanswered = false;
+        OnLoop([&] { unanswered = !fake_.last().response; });
+        if (LastCall().endpoint == "messages" && unanswered) {
+          AnswerMessagesFrom(history);
+        } else if (HeldCount() > 0) {
+          Deliver();
+        } else {
+          Advance(100ms);
+        }
         return LastCall().endpoint == "events";
       },
       kWait));
