@@ -5,6 +5,7 @@
 //   zb_simulate --seed S                  one seed; prints its trace
 //   --trace-lines N                       keep the last N lines of a trace (default 400)
 //   --config-changes                      restarts sometimes change a register argument
+//   --strict-history                      history is what was committed at the first register
 //
 // Exit status: 0 when every seed kept every promise, 1 at the first that did not (its seed,
 // the violation and the trace are printed).
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   bool one = false;
   uint64_t trace_lines = 400;
   bool config_changes = false;
+  bool strict_history = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if ((arg == "--seeds" || arg == "--first" || arg == "--seed" || arg == "--trace-lines") &&
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
         seeds = 1;
         one = true;
       }
+    } else if (arg == "--strict-history") {
+      strict_history = true;
     } else if (arg == "--config-changes") {
       config_changes = true;
     } else {
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
     options.seed = seed;
     options.trace_lines = trace_lines;
     options.config_changes = config_changes;
+    options.strict_history = strict_history;
     zb::sim::SimulationResult result = zb::sim::RunSimulation(options);
     messages += result.messages;
     crashes += result.crashes;

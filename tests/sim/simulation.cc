@@ -435,7 +435,10 @@ class World {
         }
         continue;
       }
-      if (id <= floor || messages_in_kafka_.count(id)) continue;
+      if (messages_in_kafka_.count(id)) continue;
+      if (id <= floor && (!options_.strict_history || zulip_.CommittedAtFirstRegistration(id))) {
+        continue;
+      }
       if (Spooled("msg:" + std::string(kSite) + ":" + std::to_string(id))) continue;
       *why = "message " + std::to_string(id) + " is not in Kafka";
       return false;
