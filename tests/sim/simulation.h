@@ -40,6 +40,8 @@ struct SimulationOptions {
   // registered, not every id up to its max_message_id: a lower id committed afterwards reached
   // that queue as an event.
   bool strict_history = false;
+  // Half of Kafka's outages last 310-700 s (a paused transfer outlives the read-back margin).
+  bool long_outages = false;
 };
 
 struct SimulationResult {
