@@ -1988,5 +1988,24 @@ TEST_F(AccountTest, ReviewAMessageBelowTheFirstMaxMessageIdThatTheFirstQueueDeli
       << "message 99, delivered by q1 and never in Kafka, was not read back: lost";
 }
 
+// Review of #15 (branch review), a history flood rather than a loss. An account whose
+// fetch_event_types leaves out "message" gets no max_message_id from /register (FACTS §2.2), so
+// a quiet account (nothing published yet) has neither an anchor nor a history floor, and its
+// first gap reads the organisation's whole history from the oldest message, which
+// docs/decisions.md promises never happens ("never the whole history").
+TEST_F(AccountTest, ReviewAGapOnAQuietAccountWithoutMaxMessageIdDoesNotReadTheWholeHistory) {
+  config_.fetch_event_types = {"realm"};
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({Heartbeat(0)}));
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(QueueLost("q1"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  EXPECT_NE(LastCall().Param("anchor"), "oldest")
+      << "the first gap of a quiet account reads the organisation's whole history";
+}
+
 }  // namespace
 }  // namespace zb
