@@ -1776,5 +1776,236 @@ TEST_F(AccountTest, LastEventTimeIsTheLastEventNotTheLastHeartbeat) {
   EXPECT_DOUBLE_EQ(gauge.value(), event_ms / 1000.0);
 }
 
+// Review of #15 (branch review). A configuration change found at a start while a backfill is
+// still to read back (its read-back target and anchor durable): the replacement queue's
+// registration recomputes both, from the checkpoint's last published message and from the
+// *second* queue's registration time, and so forgets what the first backfill was for. Message
+// 100 was allocated before 101 and committed after the poll that delivered 101, so q1 never
+// delivered it; q1 was found lost after ten minutes of 502s (a Zulip upgrade). The first run
+// registered q2 with "read back to messages sent before T0-300 s" and was stopped before
+// reading; the second run, with apply_markdown changed, must still read 100 back.
+TEST_F(AccountTest, ReviewAConfigurationChangeDuringABackfillKeepsItsReadBack) {
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({MessageEvent(0, 101)}));
+  ASSERT_TRUE(WaitForReports(1));
+  Deliver();
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(FakeResponse::Json(502, "<html>502 Bad Gateway</html>"));
+  Advance(600s);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(QueueLost("q1"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  ASSERT_TRUE(LastCall().durable.has_value());
+  EXPECT_EQ(LastCall().durable->backfill_anchor_message_id, 101);
+  EXPECT_EQ(LastCall().durable->backfill_rewind_to_unix_seconds, kWallStart - 300);
+  OnLoop([&] {
+    account_->Stop();
+    account_->StageFinalCheckpoint();
+    ASSERT_THAT(store_->Commit(), IsOk());
+  });
+  StatusOr<Checkpoint> saved = store_->Load(kAccount);
+  ASSERT_THAT(saved, IsOk());
+  ASSERT_TRUE(saved->backfill_active);
+  ASSERT_EQ(saved->backfill_rewind_to_unix_seconds, kWallStart - 300);
+
+  OnLoop([&] { account_.reset(); });
+  {
+    std::lock_guard lock(reports_mu_);
+    held_.clear();
+  }
+  config_.apply_markdown = !config_.apply_markdown;
+  MakeAccount();
+  const size_t before = CallCount();
+  Start(*saved);
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q3")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  const std::vector<OldMessage> history = {
+      {90, kLongAgo}, {100, kWallStart - 1}, {101, kWallStart - 1}};
+  AnswerMessagesFrom(history);
+  std::vector<CallRecord> calls = Calls();
+  std::optional<CallRecord> forward;
+  for (size_t i = before; i < calls.size(); ++i) {
+    if (calls[i].endpoint == "messages" && calls[i].Param("num_before") == "0") {
+      forward = calls[i];
+      break;
+    }
+  }
+  ASSERT_TRUE(forward.has_value());
+  EXPECT_EQ(forward->Param("anchor"), "90")
+      << "the read back after the configuration change stopped above message 100: lost";
+
+  // Drive the backfill to its end (every record delivered) and count what it published.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        bool unanswered = false;
+        OnLoop([&] { unanswered = !fake_.last().response; });
+        if (LastCall().endpoint == "messages" && unanswered) {
+          AnswerMessagesFrom(history);
+        } else if (HeldCount() > 0) {
+          Deliver();
+        } else {
+          Advance(100ms);
+        }
+        return LastCall().endpoint == "events";
+      },
+      kWait));
+  EXPECT_EQ(2u /* 100 and 101: this run has not published 101 */,
+            metrics_.GetCounter("zb_backfilled_messages_total", "", {{"account", kAccount}})
+                .value())
+      << "message 100 was never published";
+}
+
+// Review of #15 (branch review). settled_poll_unix_ms is the time the last settled poll
+// *returned*, but Zulip wrote that poll's events when it was *answered*, which can be long
+// before: the transfer is paused while Kafka's queue is full (the first poll after an outage
+// streams a big backlog). Message 100 was allocated before 101 and committed just after the
+// answer was made, so the answer has 101 but not 100. The transfer takes 400 s; then the queue
+// is lost. Reading back to "sent 300 s before the poll returned" stops above 100: lost.
+TEST_F(AccountTest, ReviewTheReadBackCountsFromWhenThePollWasAnsweredNotWhenItEnded) {
+  cluster_.SetBrokerDown();
+  MakePublisher({{"queue.buffering.max.messages", "1"}});
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({Typing(0), MessageEvent(1, 101)}));
+  Advance(400s);  // Kafka is down; the transfer stays paused
+  cluster_.SetBrokerUp();
+  auto published = [&] {
+    return metrics_
+        .GetCounter("zb_events_published_total", "Events Kafka acknowledged",
+                    {{"account", kAccount}})
+        .value();
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (HeldCount() > 0) {
+          Deliver();
+        } else {
+          Advance(100ms);
+        }
+        return published() == 2;
+      },
+      kWait));
+  ASSERT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("last_event_id"), "1");
+  // Zulip crashed meanwhile: q1 had event 2 (message 100) and lost it.
+  Answer(QueueLost("q1"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  ASSERT_TRUE(LastCall().durable.has_value());
+  EXPECT_LE(LastCall().durable->backfill_rewind_to_unix_seconds, kWallStart - 300)
+      << "the read back starts from when the settled poll ended, not when it was answered";
+  const size_t before = CallCount();
+  const std::vector<OldMessage> history = {
+      {90, kLongAgo}, {100, kWallStart - 1}, {101, kWallStart - 1}};
+  AnswerMessagesFrom(history);
+  std::vector<CallRecord> calls = Calls();
+  std::optional<CallRecord> forward;
+  for (size_t i = before - 1; i < calls.size(); ++i) {
+    if (calls[i].endpoint == "messages" && calls[i].Param("num_before") == "0") {
+      forward = calls[i];
+      break;
+    }
+  }
+  ASSERT_TRUE(forward.has_value());
+  EXPECT_EQ(forward->Param("anchor"), "90") << "message 100 is never read back: lost";
+
+  // Drive the backfill to its end (every record delivered) and count what it published.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        bool unanswered = false;
+        OnLoop([&] { unanswered = !fake_.last().response; });
+        if (LastCall().endpoint == "messages" && unanswered) {
+          AnswerMessagesFrom(history);
+        } else if (HeldCount() > 0) {
+          Deliver();
+        } else {
+          Advance(100ms);
+        }
+        return LastCall().endpoint == "events";
+      },
+      kWait));
+  EXPECT_EQ(1u /* 100: 101 is in Kafka */,
+            metrics_.GetCounter("zb_backfilled_messages_total", "", {{"account", kAccount}})
+                .value())
+      << "message 100 was never published";
+}
+
+// Review of #15 (branch review). The history floor is the first queue's max_message_id, but a
+// message with a lower id whose transaction commits after the registration reaches that queue
+// as an event (FACTS §2.2: max_message_id counts committed rows; §3: events go out on commit).
+// Here message 99 commits after q1 is registered with max_message_id 100; q1 delivers it, the
+// bridge is killed before Kafka acknowledges it, and Zulip loses q1 meanwhile. The backfill
+// never reads below the floor, 100: message 99 is lost. (The simulation's oracle has the same
+// blind spot: "an id at most the first queue's max_message_id is history"; see
+// zb_simulate --strict-history.)
+TEST_F(AccountTest, ReviewAMessageBelowTheFirstMaxMessageIdThatTheFirstQueueDeliveredIsNotLost) {
+  MakeAccount();
+  Start();
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOkWithMaxMessageId("q1", 100)));
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(Events({MessageEvent(0, 99)}));
+  ASSERT_TRUE(WaitForReports(1));  // produced, not acknowledged: kill -9 now
+  OnLoop([&] { account_.reset(); });
+  {
+    std::lock_guard lock(reports_mu_);
+    held_.clear();
+  }
+  StatusOr<Checkpoint> saved = store_->Load(kAccount);
+  ASSERT_THAT(saved, IsOk());
+  EXPECT_EQ(saved->watermark, -1);
+  EXPECT_EQ(saved->history_floor_message_id, 100);
+
+  MakeAccount();
+  Start(*saved);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  EXPECT_EQ(LastCall().Param("last_event_id"), "-1");
+  Answer(QueueLost("q1"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOkWithMaxMessageId("q2", 100)));
+  const std::vector<OldMessage> history = {{99, kWallStart - 3}, {100, kWallStart - 2}};
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        bool unanswered = false;
+        OnLoop([&] { unanswered = !fake_.last().response; });
+        if (LastCall().endpoint == "messages" && unanswered) {
+          AnswerMessagesFrom(history);
+        } else if (HeldCount() > 0) {
+          Deliver();
+        } else {
+          Advance(100ms);
+        }
+        return LastCall().endpoint == "events";
+      },
+      kWait));
+  EXPECT_EQ(1u, metrics_.GetCounter("zb_backfilled_messages_total", "", {{"account", kAccount}})
+                    .value())
+      << "message 99, delivered by q1 and never in Kafka, was not read back: lost";
+}
+
+// Review of #15 (branch review), a history flood rather than a loss. An account whose
+// fetch_event_types leaves out "message" gets no max_message_id from /register (FACTS §2.2), so
+// a quiet account (nothing published yet) has neither an anchor nor a history floor, and its
+// first gap reads the organisation's whole history from the oldest message, which
+// docs/decisions.md promises never happens ("never the whole history").
+TEST_F(AccountTest, ReviewAGapOnAQuietAccountWithoutMaxMessageIdDoesNotReadTheWholeHistory) {
+  config_.fetch_event_types = {"realm"};
+  MakeAccount();
+  RegisterQueue("q1");
+  Answer(Events({Heartbeat(0)}));
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(QueueLost("q1"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOk("q2")));
+  ASSERT_EQ(LastCall().endpoint, "messages");
+  EXPECT_NE(LastCall().Param("anchor"), "oldest")
+      << "the first gap of a quiet account reads the organisation's whole history";
+}
+
 }  // namespace
 }  // namespace zb

@@ -114,6 +114,7 @@ void ModelZulip::SendMessage(bool big) {
 void ModelZulip::Commit(int64_t message_id) {
   Message& m = messages_.at(message_id);
   m.committed = true;
+  m.committed_at = runtime_.Now();
   --uncommitted_;
   if (!QueueSees(m)) return;
   for (auto& [queue_id, queue] : queues_) {
@@ -187,6 +188,12 @@ void ModelZulip::DropConnections() {
   transfers_.clear();
 }
 
+bool ModelZulip::CommittedAtFirstRegistration(int64_t id) const {
+  auto it = messages_.find(id);
+  return first_max_message_id_ && it != messages_.end() && it->second.committed &&
+         it->second.committed_at <= first_registered_at_;
+}
+
 std::vector<int64_t> ModelZulip::CommittedMessageIds(bool visible_only) const {
   std::vector<int64_t> ids;
   for (const auto& [id, m] : messages_) {
@@ -240,6 +247,7 @@ void ModelZulip::Serve(Handle handle) {
     std::vector<int64_t> committed = CommittedMessageIds();
     int64_t max_id = committed.empty() ? -1 : committed.back();
     queues_[id].registered_max_message_id = max_id;
+    queues_[id].registered_at = runtime_.Now();
     std::string body = R"({"result":"success","msg":"","queue_id":")" + id +
                        R"(","last_event_id":-1,"zulip_version":"10.2","zulip_feature_level":400,)"
                        R"("event_queue_longpoll_timeout_seconds":90)";
@@ -275,7 +283,10 @@ void ModelZulip::ServeEvents(Handle handle, Transfer& t) {
     return;
   }
   Queue& q = it->second;
-  if (!first_max_message_id_) first_max_message_id_ = q.registered_max_message_id;
+  if (!first_max_message_id_) {
+    first_max_message_id_ = q.registered_max_message_id;
+    first_registered_at_ = q.registered_at;
+  }
   const int64_t last = std::stoll(Param(t.request, "last_event_id"));
   if (last < q.newest_pruned) {
     violations_.push_back("GET /events on " + queue_id + " with last_event_id " +

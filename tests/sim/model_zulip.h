@@ -86,6 +86,9 @@ class ModelZulip final : public HttpTransport {
   // max_message_id of the registration of the first queue the bridge polled (the first it made
   // durable): messages up to it are history, sent before the account's stream began.
   std::optional<int64_t> first_max_message_id() const { return first_max_message_id_; }
+  // Whether message `id` was committed when that first queue was registered (only those are
+  // history: a lower id committed later reached the first queue as an event).
+  bool CommittedAtFirstRegistration(int64_t id) const;
   // Queues the bridge was told it lost (BAD_EVENT_QUEUE_ID).
   const std::set<std::string>& queues_reported_lost() const { return reported_lost_; }
   const std::string& newest_queue() const { return newest_queue_; }
@@ -105,6 +108,7 @@ class ModelZulip final : public HttpTransport {
     bool big = false;
     int channel = 0;  // 1..4; 0 for a direct message to the bot
     std::string sender;
+    Clock::TimePoint committed_at{};
   };
   // Whether a queue registered as the account is would get `m` (FACTS §3).
   bool QueueSees(const Message& m) const;
@@ -117,6 +121,7 @@ class ModelZulip final : public HttpTransport {
     std::set<int64_t> ids;  // every id the queue ever had
     Handle parked = 0;      // a blocking GET waiting for an event
     int64_t registered_max_message_id = -1;
+    Clock::TimePoint registered_at{};
     Scheduler::TimerId heartbeat_timer = 0;
   };
   struct Transfer {
@@ -160,6 +165,7 @@ class ModelZulip final : public HttpTransport {
   int next_queue_ = 1;
   std::string newest_queue_;
   std::optional<int64_t> first_max_message_id_;
+  Clock::TimePoint first_registered_at_{};
   std::set<std::string> reported_lost_;
   std::map<Handle, Transfer> transfers_;
   Handle next_handle_ = 1;

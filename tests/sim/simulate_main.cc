@@ -4,6 +4,9 @@
 //   zb_simulate [--seeds N] [--first S]   N seeds from S (default: 1000 from a random start)
 //   zb_simulate --seed S                  one seed; prints its trace
 //   --trace-lines N                       keep the last N lines of a trace (default 400)
+//   --config-changes                      restarts sometimes change a register argument
+//   --strict-history                      history is what was committed at the first register
+//   --long-outages                        half of Kafka's outages last 310-700 s
 //
 // Exit status: 0 when every seed kept every promise, 1 at the first that did not (its seed,
 // the violation and the trace are printed).
@@ -20,6 +23,9 @@ int main(int argc, char** argv) {
   uint64_t first = std::random_device{}() % 1000000000;
   bool one = false;
   uint64_t trace_lines = 400;
+  bool config_changes = false;
+  bool strict_history = false;
+  bool long_outages = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if ((arg == "--seeds" || arg == "--first" || arg == "--seed" || arg == "--trace-lines") &&
@@ -33,6 +39,12 @@ int main(int argc, char** argv) {
         seeds = 1;
         one = true;
       }
+    } else if (arg == "--long-outages") {
+      long_outages = true;
+    } else if (arg == "--strict-history") {
+      strict_history = true;
+    } else if (arg == "--config-changes") {
+      config_changes = true;
     } else {
       std::fprintf(stderr, "usage: zb_simulate [--seeds N] [--first S] | --seed S\n");
       return 64;
@@ -44,6 +56,9 @@ int main(int argc, char** argv) {
     zb::sim::SimulationOptions options;
     options.seed = seed;
     options.trace_lines = trace_lines;
+    options.config_changes = config_changes;
+    options.strict_history = strict_history;
+    options.long_outages = long_outages;
     zb::sim::SimulationResult result = zb::sim::RunSimulation(options);
     messages += result.messages;
     crashes += result.crashes;

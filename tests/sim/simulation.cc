@@ -249,6 +249,13 @@ class World {
     }
     store_ = std::move(*store);
     ++generation_;
+    if (change_config_ && std::bernoulli_distribution(0.25)(rng_)) {
+      // The operator changed a register argument between runs (one that does not change what
+      // the queue sees): the account replaces its queue, a gap said as one, and backfills.
+      config_.queue_lifespan_secs = config_.queue_lifespan_secs == 604800 ? 86400 : 604800;
+      Trace("world: the configuration changed (queue_lifespan_secs " +
+            std::to_string(config_.queue_lifespan_secs) + ")");
+    }
     AccountEnv env{
         runtime_, zulip_,
         kafka_,   *store_,
@@ -345,9 +352,27 @@ class World {
       Trace("world: Zulip crashes and loses every queue");
       zulip_.LoseAllQueues();
     } else if ((roll -= 3) < 0) {
+      if (options_.long_outages && kafka_down_ && runtime_.Now() < long_outage_until_) {
+        zulip_.SendMessage();  // Kafka stays down through a long outage
+        return;
+      }
       kafka_down_ = !kafka_down_;
       Trace(std::string("world: Kafka ") + (kafka_down_ ? "goes down" : "comes back"));
       kafka_.set_down(kafka_down_);
+      if (kafka_down_ && options_.long_outages && p(rng_) < 0.5) {
+        // A long outage: the transfer of a big backlog stays paused for minutes.
+        std::uniform_int_distribution<int> secs(310, 700);
+        const uint64_t outage = ++kafka_outage_;
+        Trace("world: Kafka stays down for minutes");
+        runtime_.AddTimer(std::chrono::seconds(secs(rng_)), [this, outage] {
+          if (!chaos_ || outage != kafka_outage_ || !kafka_down_) return;
+          kafka_down_ = false;
+          Trace("world: Kafka comes back after a long outage");
+          kafka_.set_down(false);
+        });
+        long_outage_until_ = runtime_.Now() + std::chrono::seconds(310);
+      }
+
     } else if ((roll -= 3) < 0) {
       bool on = p(rng_) < 0.5;
       double retryable = on ? p(rng_) * 0.2 : 0, permanent = on ? p(rng_) * 0.01 : 0;
@@ -437,7 +462,10 @@ class World {
         }
         continue;
       }
-      if (id <= floor || messages_in_kafka_.count(id)) continue;
+      if (messages_in_kafka_.count(id)) continue;
+      if (id <= floor && (!options_.strict_history || zulip_.CommittedAtFirstRegistration(id))) {
+        continue;
+      }
       if (Spooled("msg:" + std::string(kSite) + ":" + std::to_string(id))) continue;
       *why = "message " + std::to_string(id) + " is not in Kafka";
       return false;
@@ -471,8 +499,12 @@ class World {
   bool bridge_up_ = false;
   bool commit_scheduled_ = false;
   bool chaos_ = true;
+  // Whether restarts may come with a changed configuration (SimulationOptions).
+  const bool change_config_ = options_.config_changes;
   bool kafka_down_ = false;
   std::string missing_topic_;
+  uint64_t kafka_outage_ = 0;
+  Clock::TimePoint long_outage_until_{};
   uint64_t crashes_ = 0;
   std::set<int64_t> messages_in_kafka_;
   std::set<std::pair<std::string, int64_t>> events_in_kafka_;
