@@ -140,7 +140,7 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
     backfill_until_ = checkpoint->backfill_until_message_id;
     backfill_rewind_to_ = checkpoint->backfill_rewind_to_unix_seconds;
     feature_level_ = checkpoint->feature_level;
-    history_floor_ = checkpoint->history_floor_message_id;
+    history_floor_ = staged_history_floor_ = checkpoint->history_floor_message_id;
     settled_poll_unix_ms_ = checkpoint->settled_poll_unix_ms;
     // The gap record's last_good_poll for a loss found on the first poll of this run.
     last_good_poll_unix_ms_ = settled_poll_unix_ms_;
@@ -293,14 +293,26 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
     // and the backfill are made durable together, so a crash from here on resumes the backfill.
     // Its anchor: the last message published, or, for an account that never published one,
     // the newest message when its first queue was registered (kept in the anchor meanwhile).
+    // A backfill still pending (a queue lost again, or replaced by a configuration change,
+    // before its backfill ended) keeps its own anchor and read-back: the queue left now was
+    // never polled, and the messages the earlier one lost are not read yet.
+    const bool pending = backfill_active_;
     backfill_active_ = true;
-    backfill_anchor_ = std::max(last_published_message_id_, backfill_anchor_);
+    if (!pending) backfill_anchor_ = std::max(last_published_message_id_, backfill_anchor_);
+    // Nothing to read back from (no message ever published, no max_message_id from any
+    // register): read back from the newest message rather than the whole history forward. Not
+    // durable: a restart before the first batch reads from the oldest (more, never less).
+    backfill_rewind_from_newest_ = !pending && backfill_anchor_ < 0 && history_floor_ < 0;
     lost_queue_->last_message_id = backfill_anchor_;
     // ... and read back from a margin before the last poll whose events all settled: a lower
     // message than the anchor may not have reached Kafka (kBackfillRewindSeconds). Unknown for
     // a queue from an older checkpoint: its registration time, or no read back at all.
     int64_t settled_ms = lost_queue_->settled_poll_unix_ms;
-    backfill_rewind_to_ = settled_ms > 0 ? settled_ms / 1000 - kBackfillRewindSeconds : 0;
+    int64_t rewind_to = settled_ms > 0 ? settled_ms / 1000 - kBackfillRewindSeconds : 0;
+    if (pending && backfill_rewind_to_ != 0) {
+      rewind_to = rewind_to == 0 ? backfill_rewind_to_ : std::min(rewind_to, backfill_rewind_to_);
+    }
+    backfill_rewind_to_ = rewind_to;
     if (backfill_rewind_to_ == 0) {
       LogAccount(LogLevel::kWarn, name(),
                  "the lost queue's last settled poll is unknown (checkpoint of an older "
@@ -332,6 +344,7 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
 void Account::StageCheckpoint(AccountState next) {
   staged_watermark_ = next == AccountState::kCommittingQueue ? -1 : watermark_.settled();
   gap_records_.MarkStaged();
+  staged_history_floor_ = history_floor_;
   env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
   SetState(next);
   env_.request_commit(*this);
@@ -382,8 +395,11 @@ void Account::OnCommitted(const Status& status) {
 
 bool Account::StageFinalCheckpoint() {
   if (queue_id_.empty()) return false;
-  if (watermark_.settled() <= durable_watermark_ && !gap_records_.changed_since_staged())
+  // The floor may have come down (a message below it arrived) with nothing settled since.
+  if (watermark_.settled() <= durable_watermark_ && !gap_records_.changed_since_staged() &&
+      history_floor_ == staged_history_floor_) {
     return false;
+  }
   staged_watermark_ = std::max(watermark_.settled(), durable_watermark_);
   env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
   return true;
@@ -402,6 +418,9 @@ void Account::Poll() {
     return;
   }
   SetState(AccountState::kPolling);
+  // Zulip answers with what its queue holds when the GET arrives: the time it is sent bounds
+  // what the answer covers from below (the transfer may take minutes while Kafka is full).
+  poll_sent_unix_ms_ = WallMillis(env_.clock);
   splitter_ = std::make_unique<EventSplitter>(
       [this](std::string_view event_json) { return OnEvent(event_json); });
   transfer_paused_ = false;
@@ -473,6 +492,11 @@ bool Account::OnEvent(std::string_view event_json) {
     // produced): it settles through its first record.
     metrics_->duplicates_skipped.Inc();
     return true;
+  }
+  if (event.message_id && *event.message_id <= history_floor_) {
+    // A message below the newest of the first registration that commits after it reaches the
+    // first queue (FACTS §3): part of the stream, so a later read-back must reach it.
+    history_floor_ = *event.message_id - 1;
   }
   if (event.message_id && published_messages_.Contains(*event.message_id)) {
     // Kafka has this message already (the backfill after a gap read it, or the queue it
@@ -574,6 +598,7 @@ void Account::OnPollDone(ZulipOutcome outcome) {
   backoff_.Reset();
   metrics_->polls.Inc();
   last_good_poll_unix_ms_ = WallMillis(env_.clock);
+  last_good_poll_sent_unix_ms_ = poll_sent_unix_ms_;
   metrics_->last_poll.Set(static_cast<double>(last_good_poll_unix_ms_) / 1000.0);
   response_complete_ = true;
   SetState(AccountState::kDraining);
@@ -584,7 +609,7 @@ void Account::MaybeAdvance() {
   if (state_ != AccountState::kDraining || !watermark_.all_settled()) return;
   // Every event of the polls so far is settled: whatever reached the queue before the last
   // one returned is in Kafka (or deliberately not published).
-  settled_poll_unix_ms_ = last_good_poll_unix_ms_;
+  settled_poll_unix_ms_ = last_good_poll_sent_unix_ms_;
   if (watermark_.settled() > durable_watermark_) {
     StageCheckpoint(AccountState::kCommitting);
   } else {
@@ -783,6 +808,7 @@ void Account::RunBackfillBatch() {
     options.max_message_id = backfill_until_;
     options.rewind_to_unix_seconds = backfill_rewind_to_;
     options.rewind_floor_message_id = history_floor_;
+    options.rewind_from_newest = backfill_rewind_from_newest_;
     backfill_ = std::make_unique<MessageBackfill>(client_, std::move(options), backfill_anchor_);
     LogAccount(LogLevel::kInfo, name(), "backfilling messages through GET /messages",
                {{"after_message_id", backfill_anchor_}});
@@ -806,7 +832,11 @@ void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) 
   if (backfill_rewind_to_ != 0 && backfill_->rewound_anchor()) {
     // Read back: the batch starts below the anchor, and so does a failed batch's restart. Made
     // durable with this batch, after which there is nothing left to read back.
-    backfill_anchor_ = std::min(backfill_anchor_, *backfill_->rewound_anchor());
+    // (From the newest, there was no anchor: where the read-back stopped is the anchor.)
+    backfill_anchor_ = backfill_rewind_from_newest_
+                           ? *backfill_->rewound_anchor()
+                           : std::min(backfill_anchor_, *backfill_->rewound_anchor());
+    backfill_rewind_from_newest_ = false;
     backfill_batch_last_ = backfill_anchor_;
     backfill_rewind_to_ = 0;
   }

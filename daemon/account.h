@@ -251,7 +251,10 @@ class Account {
   int64_t last_published_message_id_ = -1;
   int64_t registered_at_unix_ms_ = 0;
   int64_t last_good_poll_unix_ms_ = 0;
-  int64_t last_event_unix_ms_ = 0;  // 0: no event yet (heartbeats do not count)
+  int64_t last_event_unix_ms_ = 0;
+  int64_t poll_sent_unix_ms_ = 0;            // when the GET in flight was sent
+  int64_t last_good_poll_sent_unix_ms_ = 0;  // when the last GET that returned 200 was sent  // 0:
+                                             // no event yet (heartbeats do not count)
   // When the last poll whose events all settled returned (see Checkpoint).
   int64_t settled_poll_unix_ms_ = 0;
   // Messages Kafka acknowledged in this run: a message event or a backfilled message whose id
@@ -273,6 +276,8 @@ class Account {
   int64_t backfill_rewind_to_ = 0;
   // Durable: a backfill never reads back below this message id (see Checkpoint).
   int64_t history_floor_ = -1;
+  int64_t staged_history_floor_ = -1;         // the floor of the last checkpoint staged
+  bool backfill_rewind_from_newest_ = false;  // see OnRegistered
   std::unique_ptr<MessageBackfill> backfill_;
   size_t backfill_outstanding_ = 0;  // records of the current batch not yet acknowledged
   bool backfill_producing_ = false;  // the batch is being produced: it cannot end yet

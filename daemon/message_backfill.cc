@@ -190,7 +190,8 @@ MessageBackfill::MessageBackfill(ZulipClient& client, MessageBackfillOptions opt
     Cursor cursor;
     cursor.narrow = narrow;
     // Nothing lies below "the oldest" to read back to.
-    cursor.rewound = options_.rewind_to_unix_seconds == 0 || anchor_message_id < 0;
+    cursor.rewound = options_.rewind_to_unix_seconds == 0 ||
+                     (anchor_message_id < 0 && !options_.rewind_from_newest);
     cursors_.push_back(std::move(cursor));
   }
   Restart(anchor_message_id);
@@ -362,7 +363,7 @@ void MessageBackfill::Probe(Cursor& cursor) {
 
 void MessageBackfill::Rewind(Cursor& cursor) {
   GetMessagesRequest request;
-  request.anchor = std::to_string(cursor.anchor);
+  request.anchor = cursor.anchor < 0 ? "newest" : std::to_string(cursor.anchor);
   // The anchor itself is known: it is where the forward read would have started.
   request.include_anchor = false;
   // Reading back usually needs a few minutes of messages, not a page of a thousand.
@@ -383,7 +384,9 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) 
   const bool oldest = found_oldest != doc.MemberEnd() && found_oldest->value.IsBool() &&
                       found_oldest->value.GetBool();
   // Messages come sorted by id; read from the newest down to the first sent before the time.
-  int64_t lowest_id = cursor.anchor;
+  // (From "newest", the anchor is -1: every id is below where the read-back starts.)
+  const bool from_newest = cursor.anchor < 0;
+  int64_t lowest_id = from_newest ? INT64_MAX : cursor.anchor;
   const auto& page = messages->value.GetArray();
   for (rapidjson::SizeType i = page.Size(); i-- > 0;) {
     const rapidjson::Value& message = page[i];
@@ -395,7 +398,8 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) 
     if (id->value.GetInt64() >= lowest_id) continue;  // not below the anchor: never expected
     if (id->value.GetInt64() <= options_.rewind_floor_message_id) {
       // Nothing of the narrow lies between it and the last message read: start at the floor.
-      cursor.anchor = std::min(cursor.anchor, options_.rewind_floor_message_id);
+      cursor.anchor = from_newest ? options_.rewind_floor_message_id
+                                  : std::min(cursor.anchor, options_.rewind_floor_message_id);
       cursor.rewound = true;  // history before the account's stream began
       return Status::Ok();
     }
@@ -409,11 +413,12 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) 
   }
   if (oldest) {
     // Every message of the narrow is recent enough: read from the oldest (or the floor).
-    cursor.anchor =
-        std::min(cursor.anchor, std::max<int64_t>(-1, options_.rewind_floor_message_id));
+    const int64_t floor = std::max<int64_t>(-1, options_.rewind_floor_message_id);
+    cursor.anchor = from_newest ? floor : std::min(cursor.anchor, floor);
     cursor.rewound = true;
-  } else if (lowest_id == cursor.anchor) {
-    // An empty page that is not the oldest would be asked again forever: start from here.
+  } else if (lowest_id == (from_newest ? INT64_MAX : cursor.anchor)) {
+    // An empty page that is not the oldest would be asked again forever: start from here (from
+    // the oldest when the read-back began at the newest).
     cursor.rewound = true;
   } else {
     cursor.anchor = lowest_id;  // every message of the page is recent: read further back

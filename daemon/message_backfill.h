@@ -107,6 +107,9 @@ struct MessageBackfillOptions {
   int64_t rewind_to_unix_seconds = 0;
   // Reading back stops here: messages up to this id are never read back (-1: no floor).
   int64_t rewind_floor_message_id = -1;
+  // With no anchor (-1) to read back from, read back from the newest message (and then forward
+  // from where the read-back stopped) rather than from the oldest.
+  bool rewind_from_newest = false;
 };
 
 struct BackfillBatch {
