@@ -2,6 +2,7 @@
 // ZB_SIM_FIRST_SEED, default 1), each a whole world run with chaos and a settle phase, and the
 // seeds that once found a bug, as regression tests. A failing seed prints its trace; replay it
 // with `./dev simulate --seed N`.
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -38,19 +39,47 @@ TEST(SimulationTest, RandomSeedsKeepEveryPromise) {
   EXPECT_GT(messages, seeds * 100);
 }
 
+// A quarter as many seeds again in a harsher world: Kafka outages past the read-back margin and
+// configuration changes at restarts (the queue replaced, also in the middle of a backfill).
+TEST(SimulationTest, LongOutagesAndConfigurationChangesKeepEveryPromise) {
+  const uint64_t first = EnvOr("ZB_SIM_FIRST_SEED", 1);
+  const uint64_t seeds = std::max<uint64_t>(EnvOr("ZB_SIM_SEEDS", 500) / 4, 1);
+  for (uint64_t seed = first; seed < first + seeds; ++seed) {
+    SimulationOptions options;
+    options.seed = seed;
+    options.long_outages = true;
+    options.config_changes = true;
+    SimulationResult result = RunSimulation(options);
+    ASSERT_TRUE(result.ok) << "seed " << seed << ": " << result.failure << "\n"
+                           << "replay: ./dev simulate --seed " << seed
+                           << " --long-outages --config-changes\n"
+                           << result.trace;
+  }
+}
+
 // Seeds that once broke a promise, each with what it found. They run in every build.
 TEST(SimulationTest, SeedsThatOnceFoundABugKeepEveryPromise) {
   struct Regression {
     uint64_t seed;
     const char* found;
+    bool harsher = false;  // with long outages and configuration changes
   };
   for (const Regression& regression : {
            Regression{197,
                       "a final commit whose directory sync failed left an undurable "
                       "checkpoint that the next run read and acknowledged (#15)"},
+           Regression{528,
+                      "a configuration change during a pending backfill forgot its read-back "
+                      "(review of #15)",
+                      true},
+           Regression{93,
+                      "a backfill pending from the oldest message read back from the newest "
+                      "instead after a configuration change (review of #15)",
+                      true},
        }) {
     SimulationOptions options;
     options.seed = regression.seed;
+    options.long_outages = options.config_changes = regression.harsher;
     SimulationResult result = RunSimulation(options);
     EXPECT_TRUE(result.ok) << "seed " << regression.seed << " (once: " << regression.found
                            << "): " << result.failure << "\n"
