@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <random>
@@ -190,20 +191,31 @@ class World {
     }
   }
 
+  // The spool file's text, read again only when its size changed (it only grows here).
+  const std::string& SpoolText() {
+    const std::string path = spool_dir_.path() + "/" + DeadLetterSpool::kFileName;
+    std::error_code error;
+    const uintmax_t size = std::filesystem::file_size(path, error);
+    if (!error && size != spool_size_) {
+      StatusOr<std::string> text = spool_fs_.ReadFile(path);
+      if (text.ok()) {
+        spool_text_ = std::move(*text);
+        spool_size_ = size;
+      }
+    }
+    return spool_text_;
+  }
+
   bool Spooled(const std::string& dedup_key) {
-    StatusOr<std::string> text =
-        spool_fs_.ReadFile(spool_dir_.path() + "/" + DeadLetterSpool::kFileName);
-    return text.ok() && text->find("\"" + dedup_key + "\"") != std::string::npos;
+    return SpoolText().find("\"" + dedup_key + "\"") != std::string::npos;
   }
 
   // A gap record Kafka refused for good is in the spool (its value escaped in a JSON string,
   // or as is).
   bool SpooledGapRecord(const std::string& lost_queue) {
-    StatusOr<std::string> text =
-        spool_fs_.ReadFile(spool_dir_.path() + "/" + DeadLetterSpool::kFileName);
-    if (!text.ok()) return false;
-    return text->find("\\\"lost_queue_id\\\":\\\"" + lost_queue + "\\\"") != std::string::npos ||
-           text->find("\"lost_queue_id\":\"" + lost_queue + "\"") != std::string::npos;
+    const std::string& text = SpoolText();
+    return text.find("\\\"lost_queue_id\\\":\\\"" + lost_queue + "\\\"") != std::string::npos ||
+           text.find("\"lost_queue_id\":\"" + lost_queue + "\"") != std::string::npos;
   }
 
   std::string CheckPrune(const std::string& queue, int64_t last,
@@ -510,6 +522,8 @@ class World {
   std::set<std::pair<std::string, int64_t>> events_in_kafka_;
   std::set<std::string> gap_lost_queues_;
   std::deque<std::string> trace_;
+  std::string spool_text_;
+  uintmax_t spool_size_ = 0;
   std::string failure_;
 };
 
