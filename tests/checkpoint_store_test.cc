@@ -180,10 +180,10 @@ TEST(CheckpointStoreTest, NothingToCommitTouchesNothing) {
   EXPECT_EQ(fs.calls(FaultyFs::Op::kSyncFs) + fs.calls(FaultyFs::Op::kSyncDir), syncs_at_open);
 }
 
-// Found by the simulation (#15, seed 197): a final commit whose directory sync failed left the
-// new checkpoint renamed in place but not durable; the next run read it and sent its watermark
-// to Zulip, so a power loss then would have put the disk behind what Zulip was told. What Open
-// reads is made durable before anyone acts on it, or Open fails.
+// Found by the simulation (#15, seed 197; 341 with the final model): a final commit whose directory
+// sync failed left the new checkpoint renamed in place but not durable; the next run read it and
+// sent its watermark to Zulip, so a power loss then would have put the disk behind what Zulip was
+// told. What Open reads is made durable before anyone acts on it, or Open fails.
 TEST(CheckpointStoreTest, OpenMakesWhatItReadsDurableBeforeItIsActedOn) {
   TempDir tmp;
   PosixFs posix;
