@@ -217,6 +217,13 @@ FakeResponse Events(const std::vector<std::string>& events, const std::string& q
   return FakeResponse::Json(200, EventsBody(events, queue_id));
 }
 
+// What a lost queue looks like to its next GET.
+FakeResponse QueueLost(const std::string& queue_id = "q1") {
+  return FakeResponse::Json(400, R"({"result":"error","msg":"Bad event queue ID: )" + queue_id +
+                                     R"(","code":"BAD_EVENT_QUEUE_ID","queue_id":")" + queue_id +
+                                     "\"}");
+}
+
 class AccountTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -684,9 +691,7 @@ TEST_F(AccountTest, LostQueueReRegistersAndStartsTheNewQueueFromMinusOne) {
   Deliver();
   ASSERT_EQ(LastCall().Param("last_event_id"), "2");
 
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   ASSERT_EQ(LastCall().endpoint, "register");
   EXPECT_EQ(QueuesLost(), 1u);
 
@@ -716,9 +721,7 @@ TEST_F(AccountTest, LostQueueBackfillsItsMessagesBeforePollingAndSkipsTheirLiveC
   Answer(Events({MessageEvent(0, 100), MessageEvent(1, 101)}));
   ASSERT_TRUE(WaitForReports(2));
   Deliver();
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   ASSERT_EQ(LastCall().endpoint, "register");
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
 
@@ -778,9 +781,7 @@ TEST_F(AccountTest, TheBackfillStopsAtTheNewQueuesNewestMessageWhichPollingDeliv
   Answer(Events({MessageEvent(0, 100)}));
   ASSERT_TRUE(WaitForReports(1));
   Deliver();
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   // Message 102 was the newest when q2 was made; 103 came after, so q2 delivers it.
   Answer(FakeResponse::Json(200, RegisterOkWithMaxMessageId("q2", 102)));
   ASSERT_EQ(LastCall().endpoint, "messages");
@@ -890,9 +891,7 @@ TEST_F(AccountTest, TheBackfillReadsBackMessagesBelowTheLastPublishedOne) {
   Answer(Events({MessageEvent(0, 101)}));
   ASSERT_TRUE(WaitForReports(1));
   Deliver();
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
   AnswerMessagesFrom({{90, kLongAgo}, {100, kJustNow}, {101, kJustNow}});
   ASSERT_TRUE(WaitForReports(2)) << "message 100 was not read back";  // the gap record and 100
@@ -915,9 +914,7 @@ TEST_F(AccountTest, ARecordRefusedAtOnceInABackfillBatchLeavesTheRestOfTheBatchP
   Answer(Events({Typing(0)}));
   ASSERT_TRUE(WaitForReports(1));
   Deliver();
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
   ASSERT_EQ(LastCall().endpoint, "messages");
   std::string page =
@@ -953,9 +950,7 @@ TEST_F(AccountTest, ARecordRefusedAtOnceInABackfillBatchLeavesTheRestOfTheBatchP
 TEST_F(AccountTest, AGapRecordKafkaHadNotAcknowledgedIsPublishedAfterARestart) {
   MakeAccount();
   RegisterQueue("q1");
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
   ASSERT_EQ(LastCall().endpoint, "messages");
   ASSERT_TRUE(LastCall().durable.has_value());
@@ -994,9 +989,7 @@ TEST_F(AccountTest, AGapRecordKafkaHadNotAcknowledgedIsPublishedAfterARestart) {
 TEST_F(AccountTest, AStoppedAccountStaysStoppedWhenItsBackfillBatchSettles) {
   MakeAccount();
   RegisterQueue("q1");
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
   ASSERT_EQ(LastCall().endpoint, "messages");
   AnswerMessagesFrom({{101, kJustNow}});
@@ -1036,22 +1029,13 @@ TEST_F(AccountTest, AResumedQueueKeepsItsFeatureLevelAndLastGoodPoll) {
   }
   EXPECT_TRUE(found);
   ASSERT_EQ(LastCall().endpoint, "events");
-  Answer(FakeResponse::Json(
-      400,
-      R"({"result":"error","msg":"Bad event queue ID: q1","code":"BAD_EVENT_QUEUE_ID","queue_id":"q1"})"));
+  Answer(QueueLost());
   Answer(FakeResponse::Json(200, RegisterOk("q2")));
   ASSERT_TRUE(LastCall().durable.has_value());
   ASSERT_EQ(LastCall().durable->pending_gap_records.size(), 1u);
   // The poll that returned event 5 is the last good one, after the checkpoint's.
   EXPECT_THAT(LastCall().durable->pending_gap_records[0],
               HasSubstr("\"last_good_poll\":\"2025-01-01T00:00:00"));
-}
-
-// What a lost queue looks like to its next GET.
-FakeResponse QueueLost(const std::string& queue_id = "q1") {
-  return FakeResponse::Json(400, R"({"result":"error","msg":"Bad event queue ID: )" + queue_id +
-                                     R"(","code":"BAD_EVENT_QUEUE_ID","queue_id":")" + queue_id +
-                                     "\"}");
 }
 
 // A narrow naming a channel that was renamed, deleted or left: Zulip refuses every page with a
