@@ -31,28 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import control, published, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP_EVENTS = 100
 
 
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise SystemExit(f"bench: timed out waiting for {what}")
-
-
-def published(metrics_port):
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    except OSError:
-        return 0
-    return sum(int(m) for m in re.findall(r"^zb_events_published_total\{[^}]*\} (\d+)$", text, re.M))
 
 
 def proc_status_kib(pid, field):
@@ -65,14 +49,10 @@ def proc_status_kib(pid, field):
 
 
 def emit(port, queue_id, count):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    body = json.dumps({"queue_id": queue_id, "type": "message", "count": count,
-                       "content_bytes": 300})
-    conn.request("POST", "/_fake/emit", body, {"Content-Type": "application/json"})
-    answer = conn.getresponse().read()
-    conn.close()
-    if json.loads(answer).get("result") != "success":
-        raise SystemExit("bench: /_fake/emit failed: " + answer.decode())
+    answer = control(port, "/_fake/emit", {"queue_id": queue_id, "type": "message",
+                                           "count": count, "content_bytes": 300}, timeout=600)
+    if answer.get("result") != "success":
+        raise SystemExit("bench: /_fake/emit failed: " + json.dumps(answer))
 
 
 def run(label, args, bridge_bin, fake_bin, broker, kafka_dir, brokers, work, timeout_ms):

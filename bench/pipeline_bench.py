@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import control, published, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = {"type": "message", "message": {
     "id": 0, "sender_id": 10, "content": "<p>benchmark message with a realistic body: " + "x" * 300 + "</p>",
@@ -33,32 +35,7 @@ EVENT = {"type": "message", "message": {
     "stream_id": 1, "avatar_url": None, "content_type": "text/html"}, "flags": []}
 
 
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
-
-def control(port, path, body):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-    answer = conn.getresponse().read()
-    conn.close()
-    return json.loads(answer or b"{}")
-
-
-def published(metrics_port):
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    except OSError:
-        return 0
-    return sum(int(m) for m in re.findall(r"^zb_events_published_total\{[^}]*\} (\d+)$", text, re.M))
 
 
 def run(build, accounts, events, brokers, work, properties):
