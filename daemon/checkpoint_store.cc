@@ -249,6 +249,7 @@ StatusOr<std::unique_ptr<CheckpointStore>> CheckpointStore::Open(std::string dir
 Status CheckpointStore::ReadAll() {
   StatusOr<std::vector<std::string>> names = fs_.ListDir(dir_);
   if (!names.ok()) return names.status();
+  std::vector<std::string> read;  // the checkpoint files read
   for (const std::string& name : *names) {
     const std::string path = dir_ + "/" + name;
     if (EndsWith(name, std::string(kSuffix) + std::string(kTempSuffix))) {
@@ -272,12 +273,14 @@ Status CheckpointStore::ReadAll() {
                                 checkpoint->account + "\"");
     }
     committed_[account] = std::move(*checkpoint);
-    // What is read here is acted on (sent to Zulip as last_event_id), so it must be durable,
-    // not merely in the page cache: a commit whose file or directory sync failed in an earlier
-    // run may have left a newer checkpoint that a power loss would still take back.
-    ZB_RETURN_IF_ERROR(fs_.SyncFile(path));
+    read.push_back(path);
   }
-  // The renames and removals of earlier runs, and the temp files removed above.
+  // What is read here is acted on (sent to Zulip as last_event_id), so it must be durable, not
+  // merely in the page cache: a commit whose file or directory sync failed in an earlier run
+  // may have left a newer checkpoint that a power loss would still take back. The same syncs
+  // as a commit, then the directory (the renames and removals of earlier runs, and the temp
+  // files removed above).
+  ZB_RETURN_IF_ERROR(SyncFiles(read));
   return fs_.SyncDir(dir_);
 }
 
@@ -310,12 +313,20 @@ std::vector<std::string> CheckpointStore::StagedAccounts() const {
 }
 
 Status CheckpointStore::SyncTemps(const std::vector<std::string>& accounts) {
-  if (accounts.size() >= options_.syncfs_min_accounts) return fs_.SyncFs(dir_);
-  const size_t threads = std::min(options_.sync_threads, accounts.size());
+  std::vector<std::string> paths;
+  paths.reserve(accounts.size());
+  for (const std::string& account : accounts) {
+    paths.push_back(PathFor(account) + std::string(kTempSuffix));
+  }
+  return SyncFiles(paths);
+}
+
+Status CheckpointStore::SyncFiles(const std::vector<std::string>& paths) {
+  if (paths.empty()) return Status::Ok();
+  if (paths.size() >= options_.syncfs_min_accounts) return fs_.SyncFs(dir_);
+  const size_t threads = std::min(options_.sync_threads, paths.size());
   if (threads <= 1) {
-    for (const std::string& account : accounts) {
-      ZB_RETURN_IF_ERROR(fs_.SyncFile(PathFor(account) + std::string(kTempSuffix)));
-    }
+    for (const std::string& path : paths) ZB_RETURN_IF_ERROR(fs_.SyncFile(path));
     return Status::Ok();
   }
   // fsyncs issued together share the file system's journal commits (ext4 and XFS batch what is
@@ -327,8 +338,8 @@ Status CheckpointStore::SyncTemps(const std::vector<std::string>& accounts) {
   workers.reserve(threads);
   for (size_t t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      for (size_t i = t; i < accounts.size(); i += threads) {
-        Status synced = fs_.SyncFile(PathFor(accounts[i]) + std::string(kTempSuffix));
+      for (size_t i = t; i < paths.size(); i += threads) {
+        Status synced = fs_.SyncFile(paths[i]);
         if (synced.ok()) continue;
         std::lock_guard lock(mu);
         if (first.ok()) first = std::move(synced);

@@ -167,6 +167,9 @@ class CheckpointStore {
       : dir_(std::move(dir)), fs_(fs), options_(options) {}
   // Makes the temp files of `accounts` durable: one syncfs, or an fsync each for a few.
   Status SyncTemps(const std::vector<std::string>& accounts);
+  // Makes `paths` (files in dir_) durable: one syncfs for many, else an fsync each, from
+  // several threads.
+  Status SyncFiles(const std::vector<std::string>& paths);
   Status ReadAll();
   // Puts the files of `accounts` back to their committed checkpoint (or removes them if they had
   // none). Returns the first error.
