@@ -79,7 +79,7 @@ struct KafkaPublisherOptions {
   std::chrono::milliseconds poll_interval{100};
 };
 
-class KafkaPublisher final : public Publisher {
+class KafkaPublisher final : public ProcessPublisher {
  public:
   // Builds the producer and starts its poll thread. InvalidArgument for a bad property (its
   // name and librdkafka's words), an unsafe override of acks or enable.idempotence, or a
@@ -129,7 +129,7 @@ class KafkaPublisher final : public Publisher {
   // and a kRetryable report is made for each). Records that were held as failed are in flight
   // again: a new report follows for each, and Reproduce/Release on them answer NotFound.
   // Not from a callback, and by one thread at a time.
-  Status Rebuild();
+  Status Rebuild() override;
 
   // Waits until no record is in librdkafka's hands (all reported) or `timeout` passes. OK, or
   // Unavailable naming how many are still in flight. Not from a callback.
@@ -146,11 +146,11 @@ class KafkaPublisher final : public Publisher {
   // librdkafka or failed) or delivered with the report on its way. A token not listed will
   // never be reported again, except one whose report the owner was already handed. For an
   // owner that retires tokens (the supervisor's account slots).
-  std::vector<uint64_t> UnsettledTokens() const;
+  std::vector<uint64_t> UnsettledTokens() const override;
   // Errors reported through on_error since Create, fatal ones included.
   uint64_t ErrorCount() const;
   // How many times the producer was rebuilt.
-  uint64_t Generation() const;
+  uint64_t Generation() const override;
 
   // Raises a fatal error in librdkafka as if the broker had caused one (rd_kafka_test_fatal_error).
   Status TriggerFatalErrorForTest(std::string_view reason);

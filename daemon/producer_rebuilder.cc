@@ -6,7 +6,7 @@
 
 namespace zb {
 
-ProducerRebuilder::ProducerRebuilder(EventLoop& loop, Clock& clock, KafkaPublisher& publisher,
+ProducerRebuilder::ProducerRebuilder(Scheduler& loop, Clock& clock, ProcessPublisher& publisher,
                                      MetricsRegistry& metrics, BackoffPolicy backoff, uint64_t seed)
     : loop_(loop),
       publisher_(publisher),

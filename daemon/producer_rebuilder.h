@@ -1,11 +1,12 @@
 // ProducerRebuilder: the supervisor's answer to a fatal producer error. librdkafka 2.0.2 can
 // kill an idempotent producer after a broker outage (DESIGN.md "Process shape"); the daemon then
-// replaces it in-process with KafkaPublisher::Rebuild(), which produces every unacknowledged
-// record again. Until a rebuild succeeds, every account holds (its produce calls answer Fatal),
-// so a rebuild that fails (librdkafka refused to build the new producer: a certificate file
-// gone for a moment, out of threads or descriptors) is tried again after an exponential backoff
-// with full jitter, capped (daemon/backoff.h), for as long as it takes. Each failure is an error
-// log line naming the error; zb_kafka_producer_rebuilds_total{result="ok|failed"} counts them.
+// replaces it in-process with ProcessPublisher::Rebuild() (KafkaPublisher's; the simulation's
+// model Kafka has one too), which produces every unacknowledged record again. Until a rebuild
+// succeeds, every account holds (its produce calls answer Fatal), so a rebuild that fails
+// (librdkafka refused to build the new producer: a certificate file gone for a moment, out of
+// threads or descriptors) is tried again after an exponential backoff with full jitter, capped
+// (daemon/backoff.h), for as long as it takes. Each failure is an error log line naming the error;
+// zb_kafka_producer_rebuilds_total{result="ok|failed"} counts them.
 //
 // Threads: loop thread only (construction, Request, the retry timer, destruction). The publisher
 // is borrowed and must outlive this object; so must the loop, clock and metrics.
@@ -16,15 +17,15 @@
 
 #include "daemon/backoff.h"
 #include "daemon/clock.h"
-#include "daemon/event_loop.h"
-#include "daemon/kafka_publisher.h"
 #include "daemon/metrics.h"
+#include "daemon/publisher.h"
+#include "daemon/scheduler.h"
 
 namespace zb {
 
 class ProducerRebuilder {
  public:
-  ProducerRebuilder(EventLoop& loop, Clock& clock, KafkaPublisher& publisher,
+  ProducerRebuilder(Scheduler& loop, Clock& clock, ProcessPublisher& publisher,
                     MetricsRegistry& metrics, BackoffPolicy backoff, uint64_t seed);
   // Cancels a pending retry.
   ~ProducerRebuilder();
@@ -43,12 +44,12 @@ class ProducerRebuilder {
  private:
   void Attempt();
 
-  EventLoop& loop_;
-  KafkaPublisher& publisher_;
+  Scheduler& loop_;
+  ProcessPublisher& publisher_;
   Backoff backoff_;
   Counter& ok_;
   Counter& failed_;
-  EventLoop::TimerId retry_timer_ = 0;
+  Scheduler::TimerId retry_timer_ = 0;
 };
 
 }  // namespace zb

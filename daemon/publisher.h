@@ -1,6 +1,7 @@
 // Publisher: where an account hands its records, and what it may ask about the ones Kafka did
-// not take. The daemon's is KafkaPublisher (librdkafka); the deterministic simulation
-// (tests/sim/) has a model Kafka that acknowledges, reorders and refuses as a seed says.
+// not take; ProcessPublisher: what the publisher's owner may do besides. The daemon's is
+// KafkaPublisher (librdkafka); the deterministic simulation (tests/sim/) has a model Kafka that
+// acknowledges, reorders and refuses as a seed says.
 //
 // The contract, whoever implements it: a record given to Produce() with OK is owned by the
 // publisher from then on and exactly one DeliveryReport with its token follows, through a
@@ -96,6 +97,24 @@ class Publisher {
   // Gives up a held failed record and returns its bytes (for the dead-letter spool). NotFound
   // if no failed record has this token.
   virtual StatusOr<OwnedKafkaRecord> Release(uint64_t token) = 0;
+};
+
+// The publisher as its owner (the daemon's AccountFleet and ProducerRebuilder) sees it: what an
+// account may do, plus what retiring an account's tokens and replacing a dead producer need.
+class ProcessPublisher : public Publisher {
+ public:
+  // The tokens of every record whose report the owner has not yet been handed: held (in
+  // flight or failed) or delivered with the report on its way. A token not listed will never
+  // be reported again, except one whose report the owner was already handed.
+  virtual std::vector<uint64_t> UnsettledTokens() const = 0;
+  // After a fatal error: replaces the producer and produces every record held (in flight or
+  // failed) again, in the order first produced; reports from the old producer are dropped.
+  // Records that were held as failed are in flight again: a new report follows for each, and
+  // Reproduce/Release on them answer NotFound. An error: the old producer stays (dead); try
+  // again later.
+  virtual Status Rebuild() = 0;
+  // How many times the producer was rebuilt.
+  virtual uint64_t Generation() const = 0;
 };
 
 }  // namespace zb
