@@ -107,9 +107,9 @@ void AccountFleet::AddAccount(const AccountConfig& account_config, Clock::Durati
              {{"account", account_config.name}, {"limit", kMaxSlot + 1}});
     return;
   }
-  AccountEnv env{env_.loop,         env_.transport, env_.publisher,
-                 env_.checkpoints,  env_.dead_letters, env_.metrics,
-                 env_.clock,        [this](Account& a) { RequestCommit(&a); }};
+  AccountEnv env{
+      env_.loop,         env_.transport, env_.publisher, env_.checkpoints,
+      env_.dead_letters, env_.metrics,   env_.clock,     [this](Account& a) { RequestCommit(&a); }};
   env.per_account_type_metrics = config_.metrics.per_account_type;
   if (env_.backoff_seeds) env.backoff_seed = env_.backoff_seeds();
   accounts_[slot] =
@@ -191,8 +191,8 @@ void AccountFleet::Retire(uint16_t slot, bool remove, std::optional<AccountConfi
     // A restart waits a bounded time: records still unacknowledged after it are above the
     // durable watermark, so the restarted account fetches them again from its queue. A removal
     // has no later chance, so it waits for Kafka however long it takes.
-    retirement.deadline = env_.loop.AddTimer(
-        std::chrono::seconds(config_.kafka.flush_timeout_secs), [this, slot] {
+    retirement.deadline =
+        env_.loop.AddTimer(std::chrono::seconds(config_.kafka.flush_timeout_secs), [this, slot] {
           if (auto it = retiring_.find(slot); it != retiring_.end()) it->second.deadline = 0;
           FinishRetirement(slot);
         });
@@ -427,8 +427,8 @@ std::vector<AccountSnapshot> AccountFleet::Snapshots() const {
 }
 
 size_t AccountFleet::size() const {
-  return static_cast<size_t>(
-      std::count_if(accounts_.begin(), accounts_.end(), [](const auto& a) { return a != nullptr; }));
+  return static_cast<size_t>(std::count_if(accounts_.begin(), accounts_.end(),
+                                           [](const auto& a) { return a != nullptr; }));
 }
 
 std::string AccountFleet::StatusLine() const {
