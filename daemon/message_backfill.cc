@@ -296,7 +296,7 @@ void MessageBackfill::Ask(Cursor& cursor, GetMessagesRequest request, PageTaker 
   request.client_gravatar = options_.client_gravatar;
   size_t index = static_cast<size_t>(&cursor - cursors_.data());
   request_ = client_.GetMessages(
-      request, [this, index, take, what = std::move(what)](ZulipReply<std::string> reply) {
+      request, [this, index, take, what = std::move(what)](ZulipReply<rapidjson::Document> reply) {
         request_ = 0;
         last_outcome_ = reply.outcome;
         if (reply.outcome.ok()) {
@@ -330,12 +330,11 @@ void MessageBackfill::Probe(Cursor& cursor) {
   request.apply_markdown = options_.apply_markdown;
   request.client_gravatar = options_.client_gravatar;
   size_t index = static_cast<size_t>(&cursor - cursors_.data());
-  request_ = client_.GetMessages(request, [this, index](ZulipReply<std::string> reply) {
+  request_ = client_.GetMessages(request, [this, index](ZulipReply<rapidjson::Document> reply) {
     request_ = 0;
     last_outcome_ = reply.outcome;
     if (reply.outcome.ok()) {
-      rapidjson::Document doc;
-      if (!ParseJson(reply.value, doc).ok()) doc.SetNull();
+      const rapidjson::Document& doc = reply.value;
       auto messages = doc.IsObject() ? doc.FindMember("messages") : doc.MemberEnd();
       if (doc.IsObject() && messages != doc.MemberEnd() && messages->value.IsArray()) {
         Cursor& cursor = cursors_[index];
@@ -372,10 +371,8 @@ void MessageBackfill::Rewind(Cursor& cursor) {
   Ask(cursor, std::move(request), &MessageBackfill::TakeRewindPage, "GET /messages (reading back)");
 }
 
-Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return Status::Corruption("the answer is not JSON");
+Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc) {
+  if (!doc.IsObject()) return Status::Corruption("the answer is not a JSON object");
   auto messages = doc.FindMember("messages");
   if (messages == doc.MemberEnd() || !messages->value.IsArray()) {
     return Status::Corruption("the answer has no \"messages\" array");
@@ -426,9 +423,7 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, const std::string& body) 
   return Status::Ok();
 }
 
-Status MessageBackfill::TakePage(Cursor& cursor, const std::string& body) {
-  rapidjson::Document doc;
-  ZB_RETURN_IF_ERROR(ParseJson(body, doc));
+Status MessageBackfill::TakePage(Cursor& cursor, rapidjson::Document& doc) {
   if (!doc.IsObject()) return Status::Corruption("the answer is not a JSON object");
   auto messages = doc.FindMember("messages");
   auto found_newest = doc.FindMember("found_newest");

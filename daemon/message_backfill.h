@@ -176,13 +176,13 @@ class MessageBackfill {
   void FinishAfterFailure();
   // Asks GET /messages for `cursor`'s narrow; its page goes to `take`, a failure (of the call,
   // or of `take`, named by `what`) to FinishAfterFailure.
-  using PageTaker = Status (MessageBackfill::*)(Cursor&, const std::string&);
+  using PageTaker = Status (MessageBackfill::*)(Cursor&, rapidjson::Document&);
   void Ask(Cursor& cursor, GetMessagesRequest request, PageTaker take, std::string what);
   // Moves `cursor`'s anchor down by a page read backwards (Rewind); an error names what is
   // wrong with the body.
-  Status TakeRewindPage(Cursor& cursor, const std::string& body);
+  Status TakeRewindPage(Cursor& cursor, rapidjson::Document& doc);
   // Parses a page into `cursor`; an error names what is wrong with the body.
-  Status TakePage(Cursor& cursor, const std::string& body);
+  Status TakePage(Cursor& cursor, rapidjson::Document& doc);
 
   ZulipClient& client_;
   MessageBackfillOptions options_;

@@ -358,8 +358,8 @@ ZulipClient::Handle ZulipClient::DeleteQueue(std::string queue_id,
   return transport_.Start(std::move(request), std::move(callbacks));
 }
 
-ZulipClient::Handle ZulipClient::GetMessages(const GetMessagesRequest& get,
-                                             std::function<void(ZulipReply<std::string>)> done) {
+ZulipClient::Handle ZulipClient::GetMessages(
+    const GetMessagesRequest& get, std::function<void(ZulipReply<rapidjson::Document>)> done) {
   HttpRequest request = NewRequest(HttpMethod::kGet, "messages");
   auto json_bool = [](bool b) { return std::string(b ? "true" : "false"); };
   request.query = {{"anchor", get.anchor},
@@ -371,12 +371,11 @@ ZulipClient::Handle ZulipClient::GetMessages(const GetMessagesRequest& get,
                    {"client_gravatar", json_bool(get.client_gravatar)}};
   HttpCallbacks callbacks;
   callbacks.on_done = [done = std::move(done)](HttpResult result) {
-    ZulipReply<std::string> reply;
+    ZulipReply<rapidjson::Document> reply;
     reply.outcome = ClassifyZulipResponse(ZulipEndpoint::kGetMessages, result);
-    rapidjson::Document doc;
     if (reply.outcome.ok() &&
-        ParseSuccessBody(ZulipEndpoint::kGetMessages, result.body, doc, reply.outcome)) {
-      reply.value = std::move(result.body);
+        !ParseSuccessBody(ZulipEndpoint::kGetMessages, result.body, reply.value, reply.outcome)) {
+      reply.value.SetNull();
     }
     done(std::move(reply));
   };

@@ -11,6 +11,8 @@
 #ifndef ZB_DAEMON_ZULIP_CLIENT_H_
 #define ZB_DAEMON_ZULIP_CLIENT_H_
 
+#include <rapidjson/document.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -185,10 +187,11 @@ class ZulipClient {
   // may count as done.
   Handle DeleteQueue(std::string queue_id, std::function<void(ZulipOutcome)> done);
 
-  // GET /messages; the value is the raw response body (a JSON object with "messages",
-  // "found_newest"...), checked to be a success.
+  // GET /messages; the value is the parsed response body (a JSON object with "messages",
+  // "found_newest"...), checked to be a success: parsed once, here, with the depth cap of every
+  // body from the network (json_parse.h).
   Handle GetMessages(const GetMessagesRequest& request,
-                     std::function<void(ZulipReply<std::string>)> done);
+                     std::function<void(ZulipReply<rapidjson::Document>)> done);
 
   // Pass-through to the transport, for the handles above.
   void Pause(Handle handle) { transport_.Pause(handle); }
