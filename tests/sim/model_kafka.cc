@@ -8,6 +8,7 @@ ModelKafka::ModelKafka(SimRuntime& runtime, std::mt19937_64& rng, ModelKafkaOpti
     : runtime_(runtime), rng_(rng), options_(options) {}
 
 Status ModelKafka::Produce(const KafkaRecord& record) {
+  if (dead_) return Status::Fatal("produce to " + std::string(record.topic) + ": producer is dead");
   if (record.value.size() > options_.max_record_bytes) {
     return Status::InvalidArgument("MSG_SIZE_TOO_LARGE: Broker: Message size too large");
   }
@@ -23,6 +24,7 @@ Status ModelKafka::Produce(const KafkaRecord& record) {
   held.record.headers.assign(record.headers.begin(), record.headers.end());
   held.record.timestamp_ms = record.timestamp_ms;
   held.record.token = record.token;
+  held.seq = next_seq_++;
   held_.emplace(record.token, std::move(held));
   max_owned_seen_ = std::max(max_owned_seen_, held_.size());
   Send(record.token);
@@ -53,7 +55,10 @@ void ModelKafka::Report(uint64_t token) {
   DeliveryReport report;
   report.token = token;
   std::uniform_real_distribution<double> chance(0, 1);
-  if (down_) {
+  if (dead_) {
+    report.outcome = DeliveryReport::Outcome::kRetryable;
+    report.error = "_FATAL: Local: Fatal error: producer is dead";
+  } else if (down_) {
     report.outcome = DeliveryReport::Outcome::kRetryable;
     report.error = "_MSG_TIMED_OUT: Local: Message timed out";
   } else if (!missing_topic_.empty() && held.record.topic == missing_topic_) {
@@ -85,6 +90,7 @@ void ModelKafka::Append(const OwnedKafkaRecord& record) {
 Status ModelKafka::Reproduce(uint64_t token) {
   auto it = held_.find(token);
   if (it == held_.end() || it->second.in_flight) return Status::NotFound("no failed record");
+  if (dead_) return Status::Fatal("producer is dead");
   if (missing_known_ && it->second.record.topic == missing_topic_) {
     return Status::Unavailable("topic " + missing_topic_ + " does not exist");
   }
@@ -106,6 +112,42 @@ void ModelKafka::Crash() {
     if (held.in_flight && std::bernoulli_distribution(0.5)(rng_)) Append(held.record);
   }
   held_.clear();
+  dead_ = false;
+  failing_rebuilds_ = 0;
+}
+
+void ModelKafka::KillProducer() {
+  if (dead_) return;
+  dead_ = true;
+  // Records in flight fail as their reports come due (Report); the owner learns at once.
+  if (on_fatal_) on_fatal_();
+}
+
+std::vector<uint64_t> ModelKafka::UnsettledTokens() const {
+  std::vector<uint64_t> tokens;
+  tokens.reserve(held_.size());
+  for (const auto& [token, held] : held_) tokens.push_back(token);
+  return tokens;
+}
+
+Status ModelKafka::Rebuild() {
+  if (failing_rebuilds_ > 0) {
+    --failing_rebuilds_;
+    return Status::InvalidArgument("kafka producer: refused (model: no threads left)");
+  }
+  dead_ = false;
+  ++generation_;
+  // Every record held, in flight or failed, is produced again in its first order; the old
+  // producer's reports are dropped.
+  std::vector<std::pair<uint64_t, uint64_t>> order;  // seq, token
+  for (auto& [token, held] : held_) {
+    runtime_.CancelTimer(held.timer);
+    held.timer = 0;
+    order.emplace_back(held.seq, token);
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& [seq, token] : order) Send(token);
+  return Status::Ok();
 }
 
 }  // namespace zb::sim

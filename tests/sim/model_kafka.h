@@ -3,7 +3,10 @@
 // partition and in any order across partitions; time records out during an outage; fail a
 // record now and then (retryable, or for good); refuse at once a record larger than the limit,
 // or any record while the records it owns (in flight or held failed) reach the limit; and, at a
-// crash of the bridge, land some records in flight without a report and lose the others.
+// crash of the bridge, land some records in flight without a report and lose the others. Its
+// producer can also die (a fatal error, as librdkafka 2.0.2's idempotent producer can after an
+// outage): records in flight are reported retryable, every produce answers Fatal, and nothing
+// moves until the owner's Rebuild() works (the seed can make some rebuilds fail first).
 //
 // What Kafka holds (the acknowledged records, and those that landed at a crash) is the log the
 // oracle reads. Threads: one (the simulation's).
@@ -31,7 +34,7 @@ struct ModelKafkaOptions {
   Clock::Duration message_timeout{std::chrono::seconds(30)};  // in an outage: kRetryable
 };
 
-class ModelKafka final : public Publisher {
+class ModelKafka final : public ProcessPublisher {
  public:
   ModelKafka(SimRuntime& runtime, std::mt19937_64& rng, ModelKafkaOptions options);
 
@@ -56,12 +59,21 @@ class ModelKafka final : public Publisher {
     missing_known_ = false;
   }
   // The bridge died: each record in flight lands in the log or is lost, with no report; held
-  // failed records are gone with the process.
+  // failed records are gone with the process (the next one has a new producer).
   void Crash();
+  // The producer dies of a fatal error; `on_fatal` is called once (the owner rebuilds it).
+  void KillProducer();
+  void set_on_fatal(std::function<void()> on_fatal) { on_fatal_ = std::move(on_fatal); }
+  // The next `count` Rebuild() calls fail, as when librdkafka refuses to build the new producer.
+  void FailNextRebuilds(int count) { failing_rebuilds_ = count; }
+  bool dead() const { return dead_; }
 
   Status Produce(const KafkaRecord& record) override;
   Status Reproduce(uint64_t token) override;
   StatusOr<OwnedKafkaRecord> Release(uint64_t token) override;
+  std::vector<uint64_t> UnsettledTokens() const override;
+  Status Rebuild() override;
+  uint64_t Generation() const override { return generation_; }
 
   size_t owned() const { return held_.size(); }
   size_t max_owned_seen() const { return max_owned_seen_; }
@@ -72,6 +84,7 @@ class ModelKafka final : public Publisher {
     OwnedKafkaRecord record;
     bool in_flight = false;
     Scheduler::TimerId timer = 0;
+    uint64_t seq = 0;  // production order, for Rebuild
   };
   void Send(uint64_t token);
   void Report(uint64_t token);
@@ -91,6 +104,11 @@ class ModelKafka final : public Publisher {
   std::map<int, Clock::TimePoint> partition_last_;
   size_t max_owned_seen_ = 0;
   uint64_t log_size_ = 0;
+  uint64_t next_seq_ = 0;
+  bool dead_ = false;
+  int failing_rebuilds_ = 0;
+  uint64_t generation_ = 0;
+  std::function<void()> on_fatal_;
 };
 
 }  // namespace zb::sim

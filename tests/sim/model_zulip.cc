@@ -46,30 +46,32 @@ bool ModelZulip::QueueSees(const Message& m) const {
   return sees;
 }
 
-bool ModelZulip::NarrowMatches(const Message& m, const std::string& narrow_json) const {
+ModelZulip::Search ModelZulip::ParseSearch(const std::string& narrow_json) {
+  Search search;
   rapidjson::Document doc;
   doc.Parse(narrow_json.c_str());
-  bool public_channels = false;
-  std::string sender;
-  if (doc.IsArray()) {
-    for (const auto& term : doc.GetArray()) {
-      std::string op, operand;
-      if (term.IsObject() && term.HasMember("operator") && term.HasMember("operand") &&
-          term["operator"].IsString() && term["operand"].IsString()) {
-        op = term["operator"].GetString();
-        operand = term["operand"].GetString();
-      } else if (term.IsArray() && term.Size() == 2 && term[0].IsString() && term[1].IsString()) {
-        op = term[0].GetString();
-        operand = term[1].GetString();
-      }
-      if ((op == "channels" || op == "streams") && operand == "public") public_channels = true;
-      if (op == "sender") sender = operand;
+  if (!doc.IsArray()) return search;
+  for (const auto& term : doc.GetArray()) {
+    std::string op, operand;
+    if (term.IsObject() && term.HasMember("operator") && term.HasMember("operand") &&
+        term["operator"].IsString() && term["operand"].IsString()) {
+      op = term["operator"].GetString();
+      operand = term["operand"].GetString();
+    } else if (term.IsArray() && term.Size() == 2 && term[0].IsString() && term[1].IsString()) {
+      op = term[0].GetString();
+      operand = term[1].GetString();
     }
+    if ((op == "channels" || op == "streams") && operand == "public") search.public_channels = true;
+    if (op == "sender") search.sender = operand;
   }
+  return search;
+}
+
+bool ModelZulip::SearchMatches(const Message& m, const Search& search) const {
   const Channel& channel = kChannels[m.channel];
   // channels:public searches the public channels; otherwise the bot's own history.
-  bool in = public_channels ? (m.channel != 0 && channel.is_public) : channel.subscribed;
-  if (!sender.empty() && m.sender != sender) in = false;
+  bool in = search.public_channels ? (m.channel != 0 && channel.is_public) : channel.subscribed;
+  if (!search.sender.empty() && m.sender != search.sender) in = false;
   return in;
 }
 
@@ -221,7 +223,7 @@ void ModelZulip::Serve(Handle handle) {
   Transfer& t = transfers_.at(handle);
   t.timer = 0;
   if (fault_rate_ > 0 && std::bernoulli_distribution(fault_rate_)(rng_)) {
-    switch (rng_() % 4) {
+    switch (rng_() % 5) {
       case 0:
         Answer(handle, 502, "<html><body>502 Bad Gateway</body></html>");
         return;
@@ -235,6 +237,13 @@ void ModelZulip::Serve(Handle handle) {
         t.error = TransportError::kReset;
         Finish(handle);
         return;
+      case 3:
+        if (rng_() % 16 == 0) {
+          // Deep enough to overflow the stack of a recursive parser (finding #10).
+          Answer(handle, 200, std::string(200000, '['));
+          return;
+        }
+        [[fallthrough]];
       default:
         t.cut_at = 1;  // a cut somewhere in the body, placed in Answer()
         break;
@@ -249,7 +258,9 @@ void ModelZulip::Serve(Handle handle) {
     queues_[id].registered_max_message_id = max_id;
     queues_[id].registered_at = runtime_.Now();
     std::string body = R"({"result":"success","msg":"","queue_id":")" + id +
-                       R"(","last_event_id":-1,"zulip_version":"10.2","zulip_feature_level":400,)"
+                       R"(","last_event_id":-1,"zulip_version":"10.2","zulip_feature_level":)" +
+                       std::to_string(kFeatureLevel) +
+                       R"(,)"
                        R"("event_queue_longpoll_timeout_seconds":90)";
     if (max_id >= 0) body += R"(,"max_message_id":)" + std::to_string(max_id);
     Answer(handle, 200, body + "}");
@@ -335,11 +346,8 @@ void ModelZulip::ServeEvents(Handle handle, Transfer& t) {
 }
 
 std::string ModelZulip::MessagesPage(const Transfer& t) const {
-  const std::string narrow = Param(t.request, "narrow");
-  std::vector<const Message*> committed;
-  for (const auto& [id, m] : messages_) {
-    if (m.committed && NarrowMatches(m, narrow.empty() ? "[]" : narrow)) committed.push_back(&m);
-  }
+  const Search search = ParseSearch(Param(t.request, "narrow"));
+  auto matches = [&](const Message& m) { return m.committed && SearchMatches(m, search); };
   const std::string anchor_text = Param(t.request, "anchor");
   const int64_t anchor = anchor_text == "oldest"   ? 0
                          : anchor_text == "newest" ? INT64_MAX
@@ -347,21 +355,45 @@ std::string ModelZulip::MessagesPage(const Transfer& t) const {
   const bool include = Param(t.request, "include_anchor") != "false";
   const int before = std::stoi(Param(t.request, "num_before"));
   const int after = std::stoi(Param(t.request, "num_after"));
-  size_t first = 0;
-  while (first < committed.size() && committed[first]->id < anchor) ++first;
-  std::vector<const Message*> out;
-  size_t i = first;
-  for (int n = 0; n < before && i > 0; ++n) out.insert(out.begin(), committed[--i]);
-  const bool found_oldest = i == 0;
-  size_t j = first;
-  bool found_anchor = false;
-  if (j < committed.size() && committed[j]->id == anchor) {
-    found_anchor = true;
-    if (include) out.push_back(committed[j]);
-    ++j;
+  // Walk out from the anchor both ways, over the matching committed messages only.
+  const auto at = messages_.lower_bound(anchor);
+  std::deque<const Message*> out;
+  auto back = at;
+  int taken_before = 0;
+  while (taken_before < before && back != messages_.begin()) {
+    --back;
+    if (!matches(back->second)) continue;
+    out.push_front(&back->second);
+    ++taken_before;
   }
-  for (int n = 0; n < after && j < committed.size(); ++n) out.push_back(committed[j++]);
-  const bool found_newest = j == committed.size();
+  bool found_oldest = true;  // no matching message before the first one taken
+  for (auto it = back; it != messages_.begin();) {
+    --it;
+    if (matches(it->second)) {
+      found_oldest = false;
+      break;
+    }
+  }
+  auto forward = at;
+  bool found_anchor = false;
+  if (forward != messages_.end() && forward->first == anchor && matches(forward->second)) {
+    found_anchor = true;
+    if (include) out.push_back(&forward->second);
+    ++forward;
+  }
+  int taken_after = 0;
+  for (; forward != messages_.end() && taken_after < after; ++forward) {
+    if (!matches(forward->second)) continue;
+    out.push_back(&forward->second);
+    ++taken_after;
+  }
+  bool found_newest = true;
+  for (auto it = forward; it != messages_.end(); ++it) {
+    if (matches(it->second)) {
+      found_newest = false;
+      break;
+    }
+  }
   std::string body = R"({"result":"success","msg":"","messages":[)";
   for (size_t k = 0; k < out.size(); ++k) {
     if (k > 0) body += ',';

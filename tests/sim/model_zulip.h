@@ -13,8 +13,9 @@
 //  - event queues: ids from 0 that skip (merged flag events), heartbeats after 45-55 s of a
 //    blocking GET, pruning at last_event_id, loss of one queue or of all (a Zulip crash), and
 //    "BAD_EVENT_QUEUE_ID" for a lost one;
-//  - faults: 5xx, 429 with a decimal Retry-After, resets, bodies cut short, bodies in small
-//    chunks with the transfer paused and resumed as the caller asks.
+//  - faults: 5xx, 429 with a decimal Retry-After, resets, bodies cut short, now and then a 200
+//    whose body is JSON nested 200,000 deep (a broken proxy), bodies in small chunks with the
+//    transfer paused and resumed as the caller asks.
 //
 // What it checks (the oracle's Zulip side): at every GET /events, before pruning, it asks the
 // world whether every event it is about to prune is settled (PruneCheck); it records a
@@ -60,6 +61,9 @@ class ModelZulip final : public HttpTransport {
     std::string narrow_sender;  // "" for no narrow; else [["sender", this]]
   };
 
+  // What POST /register says of the server.
+  static constexpr int kFeatureLevel = 400;
+
   ModelZulip(SimRuntime& runtime, std::mt19937_64& rng, Registration registration);
 
   // The world's actions.
@@ -75,6 +79,9 @@ class ModelZulip final : public HttpTransport {
   // that was deleted: a refusal that will not change.
   void RefuseMessagesForGood() { refuse_messages_ = true; }
   bool refuses_messages() const { return refuse_messages_; }
+  // The account was added back after a removal: its history starts again at the next queue
+  // it polls (first_max_message_id).
+  void StartHistoryAgain() { first_max_message_id_.reset(); }
   // While false, any request is a violation (the bridge is stopped or dead).
   void set_bridge_running(bool running) { bridge_running_ = running; }
   void set_prune_check(PruneCheck check) { prune_check_ = std::move(check); }
@@ -112,8 +119,14 @@ class ModelZulip final : public HttpTransport {
   };
   // Whether a queue registered as the account is would get `m` (FACTS §3).
   bool QueueSees(const Message& m) const;
-  // Whether GET /messages with `narrow_json` returns `m`.
-  bool NarrowMatches(const Message& m, const std::string& narrow_json) const;
+  // What GET /messages searches, as far as the model reads a narrow.
+  struct Search {
+    bool public_channels = false;  // channels:public (or streams:public)
+    std::string sender;            // "" for any
+  };
+  static Search ParseSearch(const std::string& narrow_json);
+  // Whether GET /messages with `search` returns `m`, committed or not.
+  bool SearchMatches(const Message& m, const Search& search) const;
   struct Queue {
     std::deque<QueueEvent> events;
     int64_t next_event_id = 0;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "daemon/clock.h"
@@ -70,6 +71,8 @@ class SimRuntime final : public Clock, public Scheduler {
     if (t > now_ && (queue_.empty() || queue_.begin()->first.first >= t)) now_ = t;
   }
   size_t pending() const { return queue_.size(); }
+  // The id the next AddTimerAt will return.
+  TimerId next_id() const { return next_id_; }
   uint64_t steps() const { return steps_; }
 
  private:
@@ -79,6 +82,43 @@ class SimRuntime final : public Clock, public Scheduler {
   uint64_t steps_ = 0;
   std::map<std::pair<TimePoint, TimerId>, std::function<void()>> queue_;
   std::unordered_map<TimerId, TimePoint> deadlines_;
+};
+
+// One run of the bridge process as the runtime sees it: its timers and posted tasks die with it
+// (kill -9, or the exit after a SIGTERM), as a real process's do, while the model Zulip and
+// Kafka keep theirs on the runtime itself.
+class SimProcess final : public Scheduler {
+ public:
+  explicit SimProcess(SimRuntime& runtime) : runtime_(runtime) {}
+  // The process is gone: nothing it scheduled runs.
+  ~SimProcess() override {
+    for (TimerId id : pending_) runtime_.CancelTimer(id);
+  }
+  SimProcess(const SimProcess&) = delete;
+  SimProcess& operator=(const SimProcess&) = delete;
+
+  void Post(std::function<void()> task) override { AddTimerAt(runtime_.Now(), std::move(task)); }
+  TimerId AddTimer(Clock::Duration delay, std::function<void()> callback) override {
+    return AddTimerAt(runtime_.Now() + std::max(delay, Clock::Duration::zero()),
+                      std::move(callback));
+  }
+  TimerId AddTimerAt(Clock::TimePoint deadline, std::function<void()> callback) override {
+    const TimerId id = runtime_.next_id();
+    pending_.insert(id);
+    runtime_.AddTimerAt(deadline, [this, id, callback = std::move(callback)] {
+      pending_.erase(id);
+      callback();
+    });
+    return id;
+  }
+  bool CancelTimer(TimerId id) override {
+    if (pending_.erase(id) == 0) return false;
+    return runtime_.CancelTimer(id);
+  }
+
+ private:
+  SimRuntime& runtime_;
+  std::unordered_set<TimerId> pending_;
 };
 
 }  // namespace zb::sim

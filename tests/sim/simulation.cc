@@ -11,11 +11,13 @@
 #include <utility>
 
 #include "daemon/account.h"
+#include "daemon/account_fleet.h"
 #include "daemon/checkpoint_store.h"
 #include "daemon/dead_letter_spool.h"
 #include "daemon/fs.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/producer_rebuilder.h"
 #include "tests/sim/model_kafka.h"
 #include "tests/sim/model_zulip.h"
 #include "tests/sim/sim_fs.h"
@@ -58,34 +60,28 @@ class World {
         registration_(ChooseRegistration(rng_)),
         zulip_(runtime_, rng_, registration_),
         kafka_(runtime_, rng_, ModelKafkaOptions()) {
-    config_.name = kAccount;
-    config_.site = kSite;
-    config_.email = "bot@zulip.sim";
-    config_.api_key = Secret("sim-key");
-    config_.fetch_event_types = {"message"};
-    config_.all_public_streams = registration_.all_public_streams;
+    account_.name = kAccount;
+    account_.site = kSite;
+    account_.email = "bot@zulip.sim";
+    account_.api_key = Secret("sim-key");
+    account_.fetch_event_types = {"message"};
+    account_.all_public_streams = registration_.all_public_streams;
     if (!registration_.narrow_sender.empty()) {
-      config_.narrow = {{"sender", registration_.narrow_sender}};
+      account_.narrow = {{"sender", registration_.narrow_sender}};
     }
-    router_.site = kSite;
-    router_.bridge_version = "sim";
-    // Messages spread over partitions in some runs (acknowledgements then come out of order).
-    switch (rng_() % 3) {
-      case 0:
-        router_.key_modes["message"] = KeyMode::kNone;
-        break;
-      case 1:
-        router_.key_modes["message"] = KeyMode::kConversation;
-        break;
-      default:
-        break;
-    }
-    backoff_.base = 1s;
-    backoff_.cap = 30s;
+    config_.state_dir = kStateDir;
+    config_.kafka.flush_timeout_secs = 10;
+    // Messages spread over partitions in most runs (acknowledgements then come out of order).
+    if (rng_() % 3 != 2) config_.kafka.keys["message"] = KeyChoice::kConversation;
+    config_.retry.initial_backoff_ms = 1000;
+    config_.retry.max_backoff_ms = 30000;
+    // As the supervisor wires the producer's poll thread to the loop: reports to the fleet, a
+    // fatal error to the rebuilder.
     kafka_.set_sink([this](const DeliveryReport& report) {
-      if (!account_) return;
-      account_->OnDelivery(report);
-      account_->OnProducerRoom();
+      if (fleet_) fleet_->OnDeliveries({report});
+    });
+    kafka_.set_on_fatal([this] {
+      if (process_) process_->Post([this] { rebuilder_->Request(); });
     });
     kafka_.set_on_log([this](const OwnedKafkaRecord& record) { OnLog(record); });
     zulip_.set_prune_check(
@@ -104,8 +100,7 @@ class World {
     StartBridge();
     ScheduleChaos();
     const Clock::TimePoint chaos_end = runtime_.Now() + options_.chaos;
-    while (failure_.empty() && runtime_.Step(chaos_end)) {
-    }
+    while (failure_.empty() && runtime_.Step(chaos_end)) CheckViolations();
     runtime_.AdvanceTo(chaos_end);
     if (failure_.empty()) Settle();
     SimulationResult result;
@@ -117,7 +112,9 @@ class World {
     result.crashes = crashes_;
     result.queues_lost = zulip_.queues_reported_lost().size();
     for (const std::string& line : trace_) result.trace += line + "\n";
-    account_.reset();
+    fleet_.reset();
+    rebuilder_.reset();
+    process_.reset();
     SetLogSinkForTest(nullptr, nullptr, false);
     return result;
   }
@@ -181,7 +178,15 @@ class World {
     }
     std::string queue = HeaderOf(record, "zulip-queue-id");
     std::string event = HeaderOf(record, "zulip-event-id");
-    if (!queue.empty() && !event.empty()) events_in_kafka_.insert({queue, std::stoll(event)});
+    if (!queue.empty() && !event.empty()) {
+      events_in_kafka_.insert({queue, std::stoll(event)});
+      // Headers that lie (finding #11): a live event says which server level it came from.
+      if (std::string level = HeaderOf(record, "zulip-feature-level");
+          level != std::to_string(ModelZulip::kFeatureLevel)) {
+        Fail("event " + event + " of " + queue + " went to Kafka with zulip-feature-level '" +
+             level + "'");
+      }
+    }
     if (HeaderOf(record, "bridge-record-type") == "gap") {
       size_t at = record.value.find("\"lost_queue_id\":\"");
       if (at != std::string::npos) {
@@ -260,79 +265,116 @@ class World {
       return;
     }
     store_ = std::move(*store);
-    ++generation_;
     if (change_config_ && std::bernoulli_distribution(0.25)(rng_)) {
       // The operator changed a register argument between runs (one that does not change what
       // the queue sees): the account replaces its queue, a gap said as one, and backfills.
-      config_.queue_lifespan_secs = config_.queue_lifespan_secs == 604800 ? 86400 : 604800;
-      Trace("world: the configuration changed (queue_lifespan_secs " +
-            std::to_string(config_.queue_lifespan_secs) + ")");
+      FlipLifespan();
+      Trace("world: the configuration changed while stopped (queue_lifespan_secs " +
+            std::to_string(account_.queue_lifespan_secs) + ")");
     }
-    AccountEnv env{
-        runtime_, zulip_,
-        kafka_,   *store_,
-        *spool_,  metrics_,
-        runtime_, [this, generation = generation_](Account&) {
-                     RequestCommit(generation); }};
-    env.backoff_seed = rng_();
-    account_ = std::make_unique<Account>(config_, router_, backoff_, 0, env);
-    StatusOr<Checkpoint> saved = store_->Load(kAccount);
-    account_->Start(saved.ok() ? std::optional<Checkpoint>(*saved) : std::nullopt);
+    process_ = std::make_unique<SimProcess>(runtime_);
+    FleetEnv env{*process_, zulip_,
+                 kafka_,    *store_,
+                 *spool_,   metrics_,
+                 runtime_,  [this](const Status& final_commit) { OnStopped(final_commit); },
+                 nullptr,   [this] { return rng_(); }};
+    fleet_ = std::make_unique<AccountFleet>(ConfigNow(), std::move(env));
+    rebuilder_ = std::make_unique<ProducerRebuilder>(*process_, runtime_, kafka_, metrics_,
+                                                     RetryBackoff(config_.retry), rng_());
+    fleet_->Start();
     bridge_up_ = true;
   }
 
-  // As the supervisor does: one commit at the end of the turn for whoever asked.
-  void RequestCommit(uint64_t generation) {
-    if (commit_scheduled_) return;
-    commit_scheduled_ = true;
-    runtime_.Post([this, generation] {
-      commit_scheduled_ = false;
-      if (!account_ || generation != generation_) return;
-      Status committed = store_->Commit();
-      account_->OnCommitted(committed);
-      CheckViolations();
-    });
+  // The configuration as the operator has it now.
+  Config ConfigNow() const {
+    Config config = config_;
+    if (configured_) config.accounts = {account_};
+    return config;
+  }
+
+  void FlipLifespan() {
+    account_.queue_lifespan_secs = account_.queue_lifespan_secs == 604800 ? 86400 : 604800;
+  }
+
+  // The process is gone: its timers, its producer's queue, its connections.
+  void EndProcess() {
+    fleet_.reset();
+    rebuilder_.reset();
+    store_.reset();
+    process_.reset();
+    bridge_up_ = false;
+    zulip_.DropConnections();
+    zulip_.set_bridge_running(false);
   }
 
   // kill -9: nothing but what is durable survives.
   void CrashBridge() {
     Trace("world: kill -9");
     ++crashes_;
-    account_.reset();
-    store_.reset();
-    commit_scheduled_ = false;
-    bridge_up_ = false;
-    zulip_.DropConnections();
-    zulip_.set_bridge_running(false);
+    EndProcess();
     kafka_.Crash();
     fs_.Crash();
     ScheduleRestart();
   }
 
-  // SIGTERM: stop polling, wait (bounded) for deliveries, make the checkpoint durable, exit.
+  // SIGTERM: the fleet's stop sequence (stop polling, wait up to flush_timeout_secs for
+  // deliveries, commit), then exit.
   void TerminateBridge() {
     Trace("world: SIGTERM");
     ++crashes_;
-    bridge_up_ = false;  // no other stop while this one drains
-    account_->Stop();
+    bridge_up_ = false;  // no other stop or reload while this one drains
+    fleet_->BeginShutdown();
     zulip_.set_bridge_running(false);
-    WaitForDeliveries(runtime_.Now() + 10s);
   }
-  void WaitForDeliveries(Clock::TimePoint deadline) {
-    if (account_->in_flight() > 0 && runtime_.Now() < deadline) {
-      runtime_.AddTimer(100ms, [this, deadline] { WaitForDeliveries(deadline); });
-      return;
+  void OnStopped(const Status& final_commit) {
+    if (!final_commit.ok()) Trace("world: final commit failed: " + final_commit.message());
+    // The exit, after the fleet's own callback has returned.
+    runtime_.Post([this] {
+      EndProcess();
+      kafka_.Crash();  // what was still in flight at the exit
+      ScheduleRestart();
+    });
+  }
+
+  // SIGHUP with the configuration file edited: one of the changes an operator makes.
+  void ReloadBridge() {
+    std::uniform_int_distribution<int> kind(0, 9);
+    switch (kind(rng_)) {
+      case 0:
+      case 1:
+        // Removed, or added back: history starts again at the new first queue.
+        configured_ = !configured_;
+        if (configured_) {
+          zulip_.StartHistoryAgain();
+          Trace("world: reload adds the account back");
+        } else {
+          removed_lost_queues_.insert(zulip_.queues_reported_lost().begin(),
+                                      zulip_.queues_reported_lost().end());
+          Trace("world: reload removes the account");
+        }
+        break;
+      case 2:
+      case 3:
+      case 4:
+        // A register argument: a new queue, a gap record "configuration changed", a backfill.
+        FlipLifespan();
+        Trace("world: reload changes queue_lifespan_secs to " +
+              std::to_string(account_.queue_lifespan_secs));
+        break;
+      case 5:
+      case 6:
+        // Retry settings: every account restarts on its queue.
+        config_.retry.initial_backoff_ms = config_.retry.initial_backoff_ms == 1000 ? 500 : 1000;
+        Trace("world: reload changes retry.initial_backoff_ms to " +
+              std::to_string(config_.retry.initial_backoff_ms));
+        break;
+      default:
+        Trace("world: reload with nothing changed");
+        break;
     }
-    account_->StageFinalCheckpoint();
-    Status committed = store_->Commit();
-    if (!committed.ok()) Trace("world: final commit failed: " + committed.message());
-    account_.reset();
-    store_.reset();
-    commit_scheduled_ = false;
-    bridge_up_ = false;
-    zulip_.DropConnections();
-    kafka_.Crash();  // what was still in flight at the exit
-    ScheduleRestart();
+    FleetReload reload = fleet_->Apply(ConfigNow());
+    Trace("world: reload " + std::string(reload.applied ? "applied: " : "refused: ") +
+          reload.summary);
   }
 
   void ScheduleRestart() {
@@ -409,6 +451,13 @@ class World {
     } else if ((roll -= 0.005) < 0) {
       Trace("world: Zulip refuses every GET /messages from now on (400)");
       zulip_.RefuseMessagesForGood();
+    } else if ((roll -= 1) < 0) {
+      if (bridge_up_) ReloadBridge();
+    } else if ((roll -= 0.3) < 0) {
+      if (!bridge_up_) return;
+      Trace("world: the Kafka producer dies (fatal error)");
+      if (p(rng_) < 0.3) kafka_.FailNextRebuilds(1 + static_cast<int>(rng_() % 4));
+      kafka_.KillProducer();
     } else if ((roll -= 2) < 0) {
       if (bridge_up_) CrashBridge();
     } else if ((roll -= 2) < 0) {
@@ -454,10 +503,26 @@ class World {
       *why = "the bridge is not up, or messages are being sent";
       return false;
     }
+    if (fleet_->draining_slots() > 0) {
+      *why = "a dropped account's slot still waits for reports";
+      return false;
+    }
+    if (!configured_) {
+      // Removed by a reload: the removal must finish (its records settled, its queue deleted);
+      // nothing more is owed.
+      if (fleet_->size() == 0) return true;
+      *why = "the removed account is still running";
+      return false;
+    }
+    std::vector<AccountSnapshot> accounts = fleet_->Snapshots();
+    if (accounts.size() != 1) {
+      *why = "the account is not running";
+      return false;
+    }
     if (zulip_.refuses_messages()) {
       // No backfill can finish: the account must say so by parking, not retry for ever. (It may
       // also never need one again; then it polls on.)
-      AccountState state = account_->state();
+      AccountState state = accounts[0].state;
       if (state == AccountState::kParked || state == AccountState::kPolling) return true;
       *why = "GET /messages is refused for good and the account is " +
              std::string(AccountStateName(state)) + ", not parked";
@@ -483,6 +548,7 @@ class World {
       return false;
     }
     for (const std::string& lost : zulip_.queues_reported_lost()) {
+      if (removed_lost_queues_.count(lost)) continue;
       if (!gap_lost_queues_.count(lost) && !SpooledGapRecord(lost)) {
         *why = "queue " + lost + " was lost and no gap record names it";
         return false;
@@ -501,15 +567,20 @@ class World {
   testing::TempDir spool_dir_;
   NoSyncFs spool_fs_;
   MetricsRegistry metrics_;
-  AccountConfig config_;
-  EventRouterOptions router_;
-  BackoffPolicy backoff_;
+  // The configuration: one account, in it (configured_) or removed by a reload.
+  Config config_;
+  AccountConfig account_;
+  bool configured_ = true;
+  // Queues Zulip reported lost before a reload removed the account: it owes no gap record
+  // for them (its history ended with the removal).
+  std::set<std::string> removed_lost_queues_;
   std::unique_ptr<DeadLetterSpool> spool_;
+  // One bridge process, while it runs: what it schedules, its checkpoints, its accounts.
+  std::unique_ptr<SimProcess> process_;
   std::unique_ptr<CheckpointStore> store_;
-  std::unique_ptr<Account> account_;
-  uint64_t generation_ = 0;
+  std::unique_ptr<AccountFleet> fleet_;
+  std::unique_ptr<ProducerRebuilder> rebuilder_;
   bool bridge_up_ = false;
-  bool commit_scheduled_ = false;
   bool chaos_ = true;
   // Whether restarts may come with a changed configuration (SimulationOptions).
   const bool change_config_ = options_.config_changes;

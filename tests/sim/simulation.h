@@ -1,9 +1,13 @@
-// The deterministic simulation of one account (DESIGN.md "How delivery is tested"): a real
-// Account, CheckpointStore and DeadLetterSpool against a model Zulip, a model Kafka and a
-// simulated file system, on simulated time, all driven by one seed. A chaos phase sends
+// The deterministic simulation (DESIGN.md "How delivery is tested"): the daemon's AccountFleet
+// (its accounts, slots, group commit, reload and stop sequence) with a real Account,
+// CheckpointStore, DeadLetterSpool and ProducerRebuilder, against a model Zulip, a model Kafka
+// and a simulated file system, on simulated time, all driven by one seed. A chaos phase sends
 // messages and other events while it loses queues, crashes Zulip, takes Kafka down, fails
-// deliveries and disk writes, and stops the bridge (kill -9 or SIGTERM) and starts it again
-// from what is durable; then the faults stop and the world settles.
+// deliveries and disk writes, kills the producer (a fatal error, some rebuilds refused), reloads
+// the configuration (a register argument or the retry settings changed, the account removed
+// or added back, nothing changed), and stops the bridge (kill -9, or SIGTERM through the
+// fleet's stop sequence) and starts it again from what is durable; then the faults stop and the
+// world settles. Each run of the bridge is a SimProcess: its timers die with it.
 //
 // The oracle checks, at every step where it matters and at the end:
 //  - the one invariant: every event Zulip prunes (its last_event_id) is in Kafka, in the
@@ -12,9 +16,12 @@
 //    one the queue never had;
 //  - a stopped bridge makes no request;
 //  - the producer never holds more records than its limit;
+//  - every live event in Kafka carries the server's feature level;
 //  - once the faults stop, within the settle time: every message the account could see since
-//    its first queue is in Kafka (or the spool), and every queue Zulip said was lost has a gap
-//    record in Kafka.
+//    its first queue (since it was last added, after a removal) is in Kafka (or the spool),
+//    every queue Zulip said was lost has a gap record in Kafka, an account whose backfill is
+//    refused for good is parked, a removed account's removal has finished, and no slot still
+//    waits for reports.
 //
 // Threads: one. RunSimulation is reentrant across threads (each run owns its world), except
 // that it routes the process's log lines into the run's trace.
