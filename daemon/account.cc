@@ -18,15 +18,6 @@ namespace {
 // A paused transfer also tries again after this long: librdkafka may report the delivery that
 // made room before its queue count drops, and then no later delivery would wake the account.
 constexpr auto kRoomRetryDelay = std::chrono::milliseconds(100);
-// After a queue is lost, the backfill reads back from messages sent this long before the last
-// poll whose events all settled. A message's event reaches the queue when its sending
-// transaction commits, after its "timestamp" is set and possibly after a message with a higher
-// id (FACTS.md §3: ids are assigned at insert, events sent on commit), so neither the highest
-// message id published nor the time of the last poll bounds what the lost queue failed to
-// deliver; a margin that covers commit and queueing delays and clock skew between the bridge
-// and Zulip does. Messages read back that Kafka already has in this run are not published again
-// (PublishedMessages); after a restart they may be (duplicates, never losses).
-constexpr int64_t kBackfillRewindSeconds = 300;
 // How many message ids an account remembers as published (PublishedMessages): enough to skip
 // every copy a backfill and its new queue share in all but the largest gaps (8 bytes and a hash
 // node each).
@@ -81,6 +72,7 @@ Account::Account(const AccountConfig& config, const EventRouterOptions& router_o
       metrics_(std::make_unique<AccountMetrics>(env_.metrics, config.name,
                                                 env_.per_account_type_metrics)),
       published_messages_(kPublishedMessagesKept),
+      recovery_(config_, {client_, *metrics_}),
       in_flight_(slot),
       refused_({env_.loop, env_.publisher, env_.dead_letters, *metrics_, env_.clock, config.name,
                 [this](uint64_t token) { Settle(token); },
@@ -116,14 +108,10 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
   checkpoint.watermark = watermark;
   checkpoint.last_published_message_id = last_published_message_id_;
   checkpoint.registered_at_unix_ms = registered_at_unix_ms_;
-  checkpoint.backfill_active = backfill_active_;
-  checkpoint.backfill_anchor_message_id = backfill_anchor_;
-  checkpoint.backfill_until_message_id = backfill_until_;
   checkpoint.register_fingerprint = register_fingerprint_;
   checkpoint.feature_level = feature_level_;
-  checkpoint.history_floor_message_id = history_floor_;
   checkpoint.settled_poll_unix_ms = settled_poll_unix_ms_;
-  checkpoint.backfill_rewind_to_unix_seconds = backfill_rewind_to_;
+  recovery_.WriteTo(checkpoint);
   checkpoint.pending_gap_records = gap_records_.Durable();
   return checkpoint;
 }
@@ -135,12 +123,8 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
     // backfill starts reading.
     last_published_message_id_ = checkpoint->last_published_message_id;
     registered_at_unix_ms_ = checkpoint->registered_at_unix_ms;
-    backfill_active_ = checkpoint->backfill_active;
-    backfill_anchor_ = checkpoint->backfill_anchor_message_id;
-    backfill_until_ = checkpoint->backfill_until_message_id;
-    backfill_rewind_to_ = checkpoint->backfill_rewind_to_unix_seconds;
+    recovery_.Restore(*checkpoint);
     feature_level_ = checkpoint->feature_level;
-    history_floor_ = staged_history_floor_ = checkpoint->history_floor_message_id;
     settled_poll_unix_ms_ = checkpoint->settled_poll_unix_ms;
     // The gap record's last_good_poll for a loss found on the first poll of this run.
     last_good_poll_unix_ms_ = settled_poll_unix_ms_;
@@ -165,29 +149,23 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
                  "backfill, then the old queue is deleted)",
                  {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}});
       replaced_queue_id_ = queue_id_;
-      lost_queue_ = FactsOfQueueLeft("configuration changed");
+      recovery_.NoteQueueLost(FactsOfQueueLeft("configuration changed"));
       Register();
       return;
     }
     LogAccount(LogLevel::kInfo, name(), "resuming event queue",
                {{"queue_id", queue_id_}, {"last_event_id", durable_watermark_}});
-    if (backfill_active_) {
+    if (recovery_.active()) {
       // Stopped in the middle of a backfill: go on from its durable anchor before polling.
       LogAccount(LogLevel::kInfo, name(), "resuming the backfill",
-                 {{"after_message_id", backfill_anchor_}});
+                 {{"after_message_id", recovery_.anchor()}});
       RunBackfillBatch();
       return;
     }
     Poll();
     return;
   }
-  if (!checkpoint && config_.backfill_from.kind != BackfillFrom::Kind::kNone) {
-    // A first start asked to read history: the new queue is polled after it.
-    backfill_active_ = true;
-    backfill_anchor_ = config_.backfill_from.kind == BackfillFrom::Kind::kMessageId
-                           ? config_.backfill_from.message_id - 1
-                           : -1;
-  }
+  if (!checkpoint) recovery_.OnFirstStart();
   if (checkpoint && !checkpoint->queue_id.empty()) {
     LogAccount(LogLevel::kWarn, name(), "checkpoint is for another site; registering anew",
                {{"checkpoint_site", checkpoint->site}, {"site", config_.site}});
@@ -204,7 +182,7 @@ void Account::Stop() {
     client_.Cancel(delete_request_);
     delete_request_ = 0;
   }
-  if (backfill_) backfill_->Cancel();
+  recovery_.Cancel();
   env_.loop.CancelTimer(retry_timer_);
   retry_timer_ = 0;
   // Pending gap records stay in the checkpoint and are published at the next start.
@@ -288,52 +266,9 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
                       : replaces_queue            ? "queue_lost"
                                                   : "start")
       .Inc();
-  if (lost_queue_) {
-    // The lost queue's messages are read back before the new queue is polled; the new queue id
-    // and the backfill are made durable together, so a crash from here on resumes the backfill.
-    // Its anchor: the last message published, or, for an account that never published one,
-    // the newest message when its first queue was registered (kept in the anchor meanwhile).
-    // A backfill still pending (a queue lost again, or replaced by a configuration change,
-    // before its backfill ended) keeps its own anchor and read-back: the queue left now was
-    // never polled, and the messages the earlier one lost are not read yet.
-    const bool pending = backfill_active_;
-    backfill_active_ = true;
-    if (!pending) backfill_anchor_ = std::max(last_published_message_id_, backfill_anchor_);
-    // Nothing to read back from (no message ever published, no max_message_id from any
-    // register): read back from the newest message rather than the whole history forward. Not
-    // durable: a restart before the first batch reads from the oldest (more, never less).
-    backfill_rewind_from_newest_ = !pending && backfill_anchor_ < 0 && history_floor_ < 0;
-    lost_queue_->last_message_id = backfill_anchor_;
-    // ... and read back from a margin before the last poll whose events all settled: a lower
-    // message than the anchor may not have reached Kafka (kBackfillRewindSeconds). Unknown for
-    // a queue from an older checkpoint: its registration time, or no read back at all.
-    int64_t settled_ms = lost_queue_->settled_poll_unix_ms;
-    int64_t rewind_to = settled_ms > 0 ? settled_ms / 1000 - kBackfillRewindSeconds : 0;
-    if (pending && backfill_rewind_to_ != 0) {
-      rewind_to = rewind_to == 0 ? backfill_rewind_to_ : std::min(rewind_to, backfill_rewind_to_);
-    }
-    backfill_rewind_to_ = rewind_to;
-    if (backfill_rewind_to_ == 0) {
-      LogAccount(LogLevel::kWarn, name(),
-                 "the lost queue's last settled poll is unknown (checkpoint of an older "
-                 "version); backfilling from the last published message only",
-                 {{"after_message_id", backfill_anchor_}});
-    }
-    AddGapRecord(*lost_queue_);
-    lost_queue_.reset();
-  } else if (!backfill_active_ && result.max_message_id &&
-             *result.max_message_id > backfill_anchor_) {
-    // A first queue: messages up to here predate it, so a later gap never reads them back.
-    backfill_anchor_ = *result.max_message_id;
+  if (std::optional<GapRecord> gap = recovery_.OnRegistered(result, last_published_message_id_)) {
+    AddGapRecord(*gap);
   }
-  if (!lost_queue_ && history_floor_ < 0 && last_published_message_id_ < 0) {
-    // The account's stream starts here (or where backfill_from asked it to): no read back
-    // after a gap goes below it.
-    history_floor_ = backfill_anchor_;
-  }
-  // The backfill stops at the newest message of the moment the queue was made: the queue has
-  // every later one.
-  if (backfill_active_) backfill_until_ = result.max_message_id.value_or(-1);
   LogAccount(LogLevel::kInfo, name(), "event queue registered",
              {{"queue_id", queue_id_},
               {"zulip_version", result.zulip_version},
@@ -344,7 +279,7 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
 void Account::StageCheckpoint(AccountState next) {
   staged_watermark_ = next == AccountState::kCommittingQueue ? -1 : watermark_.settled();
   gap_records_.MarkStaged();
-  staged_history_floor_ = history_floor_;
+  recovery_.MarkStaged();
   env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
   SetState(next);
   env_.request_commit(*this);
@@ -372,18 +307,16 @@ void Account::OnCommitted(const Status& status) {
   metrics_->watermark.Set(static_cast<double>(durable_watermark_));
   // A gap record is produced once it and the new queue are durable together.
   if (queue_committed) gap_records_.ProduceAll();
-  if (backfill_active_) {
+  if (recovery_.active()) {
     if (queue_committed && !replaced_queue_id_.empty()) {
       // The new queue is durable: the old one is not needed to resume any more.
       DeleteQueue(replaced_queue_id_, nullptr);
       replaced_queue_id_.clear();
     }
-    if (queue_committed || backfill_ != nullptr) {
-      if (backfill_retry_) {
+    if (queue_committed || recovery_.reading()) {
+      if (std::optional<ZulipOutcome> failure = recovery_.TakeRetry()) {
         // A page or a record failed: wait as that failure asks, then read on.
-        ZulipOutcome failure = std::move(*backfill_retry_);
-        backfill_retry_.reset();
-        HandleFailure(failure, "backfill");
+        HandleFailure(*failure, "backfill");
         return;
       }
       RunBackfillBatch();
@@ -397,7 +330,7 @@ bool Account::StageFinalCheckpoint() {
   if (queue_id_.empty()) return false;
   // The floor may have come down (a message below it arrived) with nothing settled since.
   if (watermark_.settled() <= durable_watermark_ && !gap_records_.changed_since_staged() &&
-      history_floor_ == staged_history_floor_) {
+      !recovery_.floor_changed_since_staged()) {
     return false;
   }
   staged_watermark_ = std::max(watermark_.settled(), durable_watermark_);
@@ -493,11 +426,7 @@ bool Account::OnEvent(std::string_view event_json) {
     metrics_->duplicates_skipped.Inc();
     return true;
   }
-  if (event.message_id && *event.message_id <= history_floor_) {
-    // A message below the newest of the first registration that commits after it reaches the
-    // first queue (FACTS §3): part of the stream, so a later read-back must reach it.
-    history_floor_ = *event.message_id - 1;
-  }
+  if (event.message_id) recovery_.NoteLiveMessage(*event.message_id);
   if (event.message_id && published_messages_.Contains(*event.message_id)) {
     // Kafka has this message already (the backfill after a gap read it, or the queue it
     // replaced delivered it): settled without publishing it twice. Only a proven id is skipped.
@@ -665,10 +594,8 @@ void Account::Settle(uint64_t token) {
       MaybeAdvance();
       return;
     case RecordKind::kBackfilled:
-      // Delivered or dead-lettered: either way the batch is done with it. A batch still being
-      // produced ends when its loop does, never in the middle (a record refused at once settles
-      // inside that loop).
-      if (--backfill_outstanding_ == 0 && !backfill_producing_) FinishBackfillBatch();
+      // Delivered or dead-lettered: the batch may be done (GapRecovery).
+      if (recovery_.OnRecordSettled()) StageCheckpoint(AccountState::kCommitting);
       return;
     case RecordKind::kControl:
       // A gap record in Kafka (or the spool): the next checkpoint forgets it.
@@ -746,7 +673,7 @@ void Account::Park(const std::string& reason) {
              {{"reason", reason}});
 }
 
-Account::LostQueue Account::FactsOfQueueLeft(std::string reason) const {
+LostQueue Account::FactsOfQueueLeft(std::string reason) const {
   LostQueue lost;
   lost.queue_id = queue_id_;
   lost.last_event_id = durable_watermark_;
@@ -762,7 +689,7 @@ Account::LostQueue Account::FactsOfQueueLeft(std::string reason) const {
 void Account::LoseQueue(const std::string& reason) {
   metrics_->queue_lost.Inc();
   // A second loss before the first gap record went out keeps the first queue's facts.
-  if (!lost_queue_) lost_queue_ = FactsOfQueueLeft(reason);
+  recovery_.NoteQueueLost(FactsOfQueueLeft(reason));
   LogAccount(LogLevel::kError, name(),
              "event queue lost; events between the last acknowledged one and the new queue "
              "were not received",
@@ -770,152 +697,72 @@ void Account::LoseQueue(const std::string& reason) {
   Register();
 }
 
-void Account::AddGapRecord(const LostQueue& lost) {
-  GapRecord gap;
-  gap.account = config_.name;
-  gap.site = config_.site;
-  gap.lost_queue_id = lost.queue_id;
-  gap.last_event_id = lost.last_event_id;
-  gap.last_message_id = lost.last_message_id;
-  gap.new_queue_id = queue_id_;
-  gap.last_good_poll_unix_ms = lost.last_good_poll_unix_ms;
-  gap.detected_at_unix_ms = lost.detected_at_unix_ms;
-  gap.reason = lost.reason;
-  gap.backfill = backfill_active_;
-  if (backfill_active_) gap.limits = PlanBackfill(config_, feature_level_).limits;
+void Account::AddGapRecord(const GapRecord& gap) {
   gap_records_.Add(GapRecordJson(gap));
   metrics_->gaps.Inc();
   LogAccount(LogLevel::kWarn, name(), "gap: its record goes to the control topic",
-             {{"lost_queue_id", lost.queue_id},
-              {"new_queue_id", queue_id_},
-              {"last_event_id", lost.last_event_id},
-              {"last_message_id", lost.last_message_id},
+             {{"lost_queue_id", gap.lost_queue_id},
+              {"new_queue_id", gap.new_queue_id},
+              {"last_event_id", gap.last_event_id},
+              {"last_message_id", gap.last_message_id},
               {"topic", router_.control_topic()}});
 }
 
 void Account::RunBackfillBatch() {
   if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
   SetState(AccountState::kBackfilling);
-  metrics_->backfill_in_progress.Set(1);
-  if (!backfill_) {
-    MessageBackfillOptions options;
-    options.narrows = PlanBackfill(config_, feature_level_).narrows;
-    options.apply_markdown = config_.apply_markdown;
-    options.client_gravatar = config_.client_gravatar;
-    if (config_.backfill_from.kind == BackfillFrom::Kind::kTime && backfill_anchor_ < 0) {
-      options.min_timestamp = config_.backfill_from.unix_seconds;
-    }
-    options.max_message_id = backfill_until_;
-    options.rewind_to_unix_seconds = backfill_rewind_to_;
-    options.rewind_floor_message_id = history_floor_;
-    options.rewind_from_newest = backfill_rewind_from_newest_;
-    backfill_ = std::make_unique<MessageBackfill>(client_, std::move(options), backfill_anchor_);
-    LogAccount(LogLevel::kInfo, name(), "backfilling messages through GET /messages",
-               {{"after_message_id", backfill_anchor_}});
-  }
-  backfill_batch_last_ = backfill_anchor_;
-  backfill_batch_complete_ = false;
-  backfill_batch_failed_ = false;
-  backfill_->NextBatch([this](const ZulipOutcome& outcome, BackfillBatch batch) {
+  recovery_.NextBatch(feature_level_, [this](const ZulipOutcome& outcome, BackfillBatch batch) {
     OnBackfillBatch(outcome, std::move(batch));
   });
 }
 
 void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) {
   NotePacing(outcome.rate_limit);
-  if (!outcome.ok()) {
-    backfill_retry_ = outcome;
-  } else {
-    backoff_.Reset();
-  }
-  backfill_batch_complete_ = batch.complete;
-  if (backfill_rewind_to_ != 0 && backfill_->rewound_anchor()) {
-    // Read back: the batch starts below the anchor, and so does a failed batch's restart. Made
-    // durable with this batch, after which there is nothing left to read back.
-    // (From the newest, there was no anchor: where the read-back stopped is the anchor.)
-    backfill_anchor_ = backfill_rewind_from_newest_
-                           ? *backfill_->rewound_anchor()
-                           : std::min(backfill_anchor_, *backfill_->rewound_anchor());
-    backfill_rewind_from_newest_ = false;
-    backfill_batch_last_ = backfill_anchor_;
-    backfill_rewind_to_ = 0;
-  }
+  if (outcome.ok()) backoff_.Reset();
   const int64_t now_ms = WallMillis(env_.clock);
-  backfill_producing_ = true;
-  for (const BackfilledMessage& message : batch.messages) {
-    if (published_messages_.Contains(*message.header.message_id)) {
-      // Kafka has it (its live event, or an earlier backfill of this run): not twice.
-      backfill_batch_last_ = *message.header.message_id;
-      metrics_->duplicates_skipped.Inc();
-      continue;
-    }
-    Status status =
-        router_.Route(RouteInput{config_.name, message.header, "", feature_level_}, routed_);
-    KafkaRecord record;
-    if (status.ok()) {
-      record.topic = routed_.topic;
-      if (routed_.key) record.key = *routed_.key;
-      record.value = message.value;
-      record.headers = routed_.headers;
-      record.timestamp_ms = now_ms;
-      record.token = in_flight_.NextToken();
-      status = env_.publisher.Produce(record);
-    }
-    if (status.IsInvalidArgument()) {
-      // Never to be taken (too large...): dead-lettered like a live event, and the batch goes on.
-      in_flight_.Add(record.token, InFlightRecord{generation_, -1, message.header.message_id,
-                                                  RecordKind::kBackfilled});
-      ++backfill_outstanding_;
-      backfill_batch_last_ = *message.header.message_id;
-      refused_.DeadLetter(record.token, -1, OwnedCopyOf(record), status.message());
-      continue;
-    }
-    if (!status.ok()) {
-      // Kafka's queue is full or refused the record: what was produced settles, then the
-      // backfill reads on from there after a pause.
-      LogAccount(status.IsUnavailable() ? LogLevel::kDebug : LogLevel::kWarn, name(),
-                 "backfill paused: Kafka did not take a message",
-                 {{"message_id", *message.header.message_id}, {"error", status.message()}});
-      backfill_batch_failed_ = true;
-      break;
-    }
+  if (recovery_.ProduceBatch(outcome, batch, [this, now_ms](const BackfilledMessage& message) {
+        return ProduceBackfilled(message, now_ms);
+      })) {
+    StageCheckpoint(AccountState::kCommitting);
+  }
+}
+
+BackfillProduce Account::ProduceBackfilled(const BackfilledMessage& message, int64_t now_ms) {
+  if (published_messages_.Contains(*message.header.message_id)) {
+    // Kafka has it (its live event, or an earlier backfill of this run): not twice.
+    metrics_->duplicates_skipped.Inc();
+    return BackfillProduce::kSkipped;
+  }
+  Status status =
+      router_.Route(RouteInput{config_.name, message.header, "", feature_level_}, routed_);
+  KafkaRecord record;
+  if (status.ok()) {
+    record.topic = routed_.topic;
+    if (routed_.key) record.key = *routed_.key;
+    record.value = message.value;
+    record.headers = routed_.headers;
+    record.timestamp_ms = now_ms;
+    record.token = in_flight_.NextToken();
+    status = env_.publisher.Produce(record);
+  }
+  if (status.IsInvalidArgument()) {
+    // Never to be taken (too large...): dead-lettered like a live event, and the batch goes on.
     in_flight_.Add(record.token, InFlightRecord{generation_, -1, message.header.message_id,
-                                                RecordKind::kBackfilled, record.timestamp_ms});
-    ++backfill_outstanding_;
-    backfill_batch_last_ = *message.header.message_id;
+                                                RecordKind::kBackfilled});
+    refused_.DeadLetter(record.token, -1, OwnedCopyOf(record), status.message());
+    return BackfillProduce::kHandedOver;
   }
-  backfill_producing_ = false;
-  if (backfill_outstanding_ == 0) FinishBackfillBatch();
-}
-
-void Account::FinishBackfillBatch() {
-  if (!backfill_) return;
-  if (backfill_batch_last_ > backfill_anchor_) backfill_anchor_ = backfill_batch_last_;
-  if (backfill_batch_failed_) {
-    backfill_->Restart(backfill_anchor_);
-    if (!backfill_retry_) {
-      ZulipOutcome paused;
-      paused.kind = ZulipErrorKind::kTransient;
-      paused.status = Status::Unavailable("backfill: Kafka did not take a message");
-      backfill_retry_ = paused;
-    }
-  } else if (backfill_batch_complete_ && !backfill_retry_) {
-    EndBackfill();
-    return;
+  if (!status.ok()) {
+    // Kafka's queue is full or refused the record: what was produced settles, then the
+    // backfill reads on from there after a pause.
+    LogAccount(status.IsUnavailable() ? LogLevel::kDebug : LogLevel::kWarn, name(),
+               "backfill paused: Kafka did not take a message",
+               {{"message_id", *message.header.message_id}, {"error", status.message()}});
+    return BackfillProduce::kRefused;
   }
-  StageCheckpoint(AccountState::kCommitting);
-}
-
-void Account::EndBackfill() {
-  LogAccount(LogLevel::kInfo, name(), "backfill complete; polling the new queue",
-             {{"messages", backfill_->delivered()}, {"through_message_id", backfill_anchor_}});
-  // The new queue's copies of what the backfill published are skipped by id
-  // (published_messages_); every other message it delivers is published.
-  backfill_until_ = -1;
-  backfill_active_ = false;
-  backfill_.reset();
-  metrics_->backfill_in_progress.Set(0);
-  StageCheckpoint(AccountState::kCommitting);
+  in_flight_.Add(record.token, InFlightRecord{generation_, -1, message.header.message_id,
+                                              RecordKind::kBackfilled, record.timestamp_ms});
+  return BackfillProduce::kHandedOver;
 }
 
 // Spreads the requests left in Zulip's window evenly over the time until it resets. A busy

@@ -4,7 +4,7 @@
 //
 // One batch is in flight at a time:
 //
-//                      ┌──────────── backfilling (after a gap) ◄───┐
+//                      ┌──────────── backfilling (GapRecovery) ◄───┐
 //                      ▼                 │ batch durable           │ a lost queue's messages
 //   registering ─► committing the new queue ─► polling (GET /events, streamed) ─► draining
 //        ▲                                         ▲                                 │
@@ -24,10 +24,12 @@
 //
 // A lost queue (DESIGN.md "Gaps"): a new queue is registered; its id, a gap record and "backfill
 // from A, reading back to messages sent 300 s before the lost queue's last settled poll" are
-// durable together; then MessageBackfill reads the messages the lost queue could have delivered,
-// one batch at a time (each batch in Kafka and its anchor durable before the next), and only
-// then is the new queue polled. A message is never skipped as "already published" unless Kafka
-// acknowledged that very message id in this run (PublishedMessages).
+// durable together; then the messages the lost queue could have delivered are read back, one
+// batch at a time (each batch in Kafka and its anchor durable before the next), and only then is
+// the new queue polled. GapRecovery decides all of that and says why nothing is lost; the
+// account drives it through these states and produces what it reads. A message is never skipped
+// as "already published" unless Kafka acknowledged that very message id in this run
+// (PublishedMessages).
 //
 // Errors, classified by ZulipClient: transient ones (5xx, timeouts, resets, truncated bodies)
 // back off with full jitter and retry; a 429 waits its Retry-After to the fraction; a lost
@@ -35,12 +37,13 @@
 // refused with a 4xx (a narrow naming a channel that is gone) parks the account with the
 // server's reason.
 //
-// Collaborators, each with one job, owned here and reporting back by callback:
+// Collaborators, each with one job, owned here and reporting back by callback or return value:
 //   InFlightRecords  the records handed to the publisher and their tokens
 //   RefusedRecords   what Kafka did not take: produced again, held on a missing topic, or spooled
+//   GapRecovery      a lost queue: its facts, its gap record, the backfill's plan and progress
+//                    (its MessageBackfill issues the GET /messages)
 //   GapRecords       gap records, durable in the checkpoint until Kafka acknowledges them
 //   PublishedMessages the message ids Kafka acknowledged in this run (the skip rule's proof)
-//   MessageBackfill  the GET /messages reads of a backfill
 //   AccountMetrics   the account's series; register_request.h: what POST /register sends
 //
 // Threads: everything runs on the loop thread, delivery reports included (the owner moves them
@@ -66,6 +69,7 @@
 #include "daemon/event_router.h"
 #include "daemon/event_splitter.h"
 #include "daemon/gap_records.h"
+#include "daemon/gap_recovery.h"
 #include "daemon/in_flight_records.h"
 #include "daemon/message_backfill.h"
 #include "daemon/metrics.h"
@@ -184,17 +188,6 @@ class Account {
   static uint16_t SlotOfToken(uint64_t token) { return InFlightRecords::SlotOfToken(token); }
 
  private:
-  // What the gap record of a lost queue says; kept from the loss to the new queue's commit.
-  struct LostQueue {
-    std::string queue_id;
-    int64_t last_event_id = -1;
-    int64_t last_message_id = -1;
-    int64_t last_good_poll_unix_ms = 0;
-    int64_t settled_poll_unix_ms = 0;  // the backfill reads back from a margin before it
-    int64_t detected_at_unix_ms = 0;
-    std::string reason;
-  };
-
   void Register();
   void OnRegistered(ZulipReply<RegisterResult> reply);
   void Poll();
@@ -216,15 +209,15 @@ class Account {
   // and the bot counted as online, for its whole lifespan). Logs the outcome; `done`, if set,
   // learns whether the queue is gone.
   void DeleteQueue(const std::string& queue_id, std::function<void(bool gone)> done);
-  // Gaps (DESIGN.md "Gaps"): the gap record, then the backfill one batch at a time, each batch
-  // acknowledged by Kafka and its anchor made durable before the next.
-  // The gap record of `lost`, kept (and in the next checkpoint) until Kafka has it; produced
-  // once the new queue is durable.
-  void AddGapRecord(const LostQueue& lost);
+  // Gaps (DESIGN.md "Gaps", GapRecovery): the gap record, then the backfill one batch at a time,
+  // each batch acknowledged by Kafka and its anchor made durable before the next.
+  // `gap` is kept (and in the next checkpoint) until Kafka has it; produced once the new queue
+  // is durable.
+  void AddGapRecord(const GapRecord& gap);
   void RunBackfillBatch();
   void OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch);
-  void FinishBackfillBatch();
-  void EndBackfill();
+  // Routes and produces one backfilled message, received at `now_ms`, for GapRecovery.
+  BackfillProduce ProduceBackfilled(const BackfilledMessage& message, int64_t now_ms);
   void SetState(AccountState state);
   void NotePacing(const RateLimitInfo& info);
   // An event (not a heartbeat) arrived: the last event time and its gauge.
@@ -260,31 +253,13 @@ class Account {
   // Messages Kafka acknowledged in this run: a message event or a backfilled message whose id
   // is here is settled without publishing it again; nothing else is ever skipped.
   PublishedMessages published_messages_;
-  std::optional<LostQueue> lost_queue_;  // set from a loss until the new queue is registered
   // The queue a configuration change replaces, until the new queue is durable and it is deleted.
   std::string replaced_queue_id_;
   ZulipClient::Handle delete_request_ = 0;
 
-  // The backfill after a gap (or a first start with backfill_from), checkpointed.
-  bool backfill_active_ = false;
-  int64_t backfill_anchor_ = -1;  // durable: every message up to it is in Kafka
-  // Durable: the new queue's max_message_id, the last message the backfill reads (the queue
-  // has every later one); -1 when the server gave none (no bound).
-  int64_t backfill_until_ = -1;
-  // Durable until the first batch is: each narrow is read back to messages sent from here
-  // (Unix seconds; 0: none).
-  int64_t backfill_rewind_to_ = 0;
-  // Durable: a backfill never reads back below this message id (see Checkpoint).
-  int64_t history_floor_ = -1;
-  int64_t staged_history_floor_ = -1;         // the floor of the last checkpoint staged
-  bool backfill_rewind_from_newest_ = false;  // see OnRegistered
-  std::unique_ptr<MessageBackfill> backfill_;
-  size_t backfill_outstanding_ = 0;  // records of the current batch not yet acknowledged
-  bool backfill_producing_ = false;  // the batch is being produced: it cannot end yet
-  int64_t backfill_batch_last_ = -1;
-  bool backfill_batch_complete_ = false;
-  bool backfill_batch_failed_ = false;          // a record was refused: the batch is read again
-  std::optional<ZulipOutcome> backfill_retry_;  // the page failure to wait out after the batch
+  // A lost queue and the backfill after it (or after a first start with backfill_from),
+  // checkpointed.
+  GapRecovery recovery_;
   std::string parked_reason_;
   std::string last_error_;
 

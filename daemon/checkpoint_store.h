@@ -89,8 +89,8 @@ struct Checkpoint {
   // When the last poll whose every event is settled returned (Unix time, milliseconds): every
   // event that reached the queue before it is in Kafka. The registration time for a queue not
   // polled yet; 0 if unknown. After a loss, the backfill reads back from messages sent a margin
-  // before it (kBackfillRewind in account.cc), since a message's event can reach the queue
-  // after a message with a higher id. Also the gap record's last_good_poll after a restart.
+  // before it (kBackfillRewindSeconds in gap_recovery.h), since a message's event can reach the
+  // queue after a message with a higher id. Also the gap record's last_good_poll after a restart.
   int64_t settled_poll_unix_ms = 0;
   // While a backfill has not yet made its first batch durable: where its narrows are read back
   // from (messages sent at or after this, Unix seconds); 0 for none.

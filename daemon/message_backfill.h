@@ -102,8 +102,8 @@ struct MessageBackfillOptions {
   // read forward from there. A message's event can reach a queue after the event of a message
   // with a higher id (Zulip sends events when the sending transaction commits), so the last
   // message published is no bound for what a lost queue failed to deliver; time is (see
-  // Account's kBackfillRewind). Done once per MessageBackfill: Restart() does not read back
-  // again.
+  // GapRecovery's kBackfillRewindSeconds). Done once per MessageBackfill: Restart() does not read
+  // back again.
   int64_t rewind_to_unix_seconds = 0;
   // Reading back stops here: messages up to this id are never read back (-1: no floor).
   int64_t rewind_floor_message_id = -1;

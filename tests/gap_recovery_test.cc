@@ -1,0 +1,405 @@
+// GapRecovery on its own: the decisions about a lost queue and its backfill (anchor, read-back
+// target, upper bound, history floor, the gap record, a batch's end), seen through what goes into
+// the checkpoint, the gap record it hands back and the GET /messages its MessageBackfill asks. The
+// produce step is the test's: it says for each message whether it was handed over, skipped or
+// refused, and settles records when it likes.
+#include "daemon/gap_recovery.h"
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "daemon/metrics.h"
+#include "tests/fakes/fake_http_transport.h"
+
+namespace zb {
+namespace {
+
+using ::testing::HasSubstr;
+using ::zb::testing::FakeHttpTransport;
+using ::zb::testing::FakeResponse;
+
+constexpr int64_t kSettledPollMs = 1'735'689'600'000;  // 2025-01-01T00:00:00Z
+constexpr int64_t kSettledPollSeconds = kSettledPollMs / 1000;
+
+AccountConfig Alice() {
+  AccountConfig config;
+  config.name = "alice";
+  config.site = "https://chat.example.com";
+  config.email = "alice@example.com";
+  return config;
+}
+
+RegisterResult Registered(std::string queue_id, std::optional<int64_t> max_message_id) {
+  RegisterResult result;
+  result.queue_id = std::move(queue_id);
+  result.zulip_feature_level = 400;
+  result.max_message_id = max_message_id;
+  return result;
+}
+
+LostQueue Lost(std::string queue_id, int64_t settled_poll_unix_ms) {
+  LostQueue lost;
+  lost.queue_id = std::move(queue_id);
+  lost.last_event_id = 7;
+  lost.last_good_poll_unix_ms = settled_poll_unix_ms;
+  lost.settled_poll_unix_ms = settled_poll_unix_ms;
+  lost.detected_at_unix_ms = settled_poll_unix_ms + 60'000;
+  lost.reason = "BAD_EVENT_QUEUE_ID";
+  return lost;
+}
+
+// A GET /messages answer with these (id, sent at) messages.
+std::string Page(const std::vector<std::pair<int64_t, int64_t>>& messages, bool found_oldest,
+                 bool found_newest) {
+  std::string body = R"({"result":"success","msg":"","messages":[)";
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (i > 0) body += ',';
+    body += R"({"id":)" + std::to_string(messages[i].first) + R"(,"timestamp":)" +
+            std::to_string(messages[i].second) +
+            R"(,"type":"stream","stream_id":1,"subject":"t","content":"c","flags":[]})";
+  }
+  body += R"(],"found_anchor":false,"found_oldest":)";
+  body += found_oldest ? "true" : "false";
+  body += R"(,"found_newest":)";
+  body += found_newest ? "true" : "false";
+  return body + R"(,"history_limited":false})";
+}
+
+class GapRecoveryTest : public ::testing::Test {
+ protected:
+  GapRecoveryTest()
+      : client_(transport_,
+                ZulipClientOptions{.site = config_.site, .email = config_.email, .api_key = "key"}),
+        metrics_(registry_, config_.name, false),
+        recovery_(config_, {client_, metrics_}) {}
+
+  Checkpoint Written() const {
+    Checkpoint checkpoint;
+    recovery_.WriteTo(checkpoint);
+    return checkpoint;
+  }
+
+  // A checkpoint with a backfill in progress after `anchor`.
+  static Checkpoint Backfilling(int64_t anchor, int64_t rewind_to = 0) {
+    Checkpoint checkpoint;
+    checkpoint.backfill_active = true;
+    checkpoint.backfill_anchor_message_id = anchor;
+    checkpoint.backfill_rewind_to_unix_seconds = rewind_to;
+    checkpoint.history_floor_message_id = 5;
+    return checkpoint;
+  }
+
+  // Asks for the next batch; Answer() delivers what it gets.
+  void AskBatch() {
+    batch_.reset();
+    recovery_.NextBatch(400, [this](const ZulipOutcome& outcome, BackfillBatch batch) {
+      outcome_ = outcome;
+      batch_ = std::move(batch);
+    });
+  }
+  // Answers the GET /messages in flight.
+  void Answer(FakeResponse response) {
+    transport_.Reply(transport_.last().handle, std::move(response));
+    transport_.Pump();
+  }
+  std::string LastParam(const std::string& name) const {
+    return transport_.last().Param(name).value_or("<absent>");
+  }
+
+  // Hands the batch over, each message as `produce` says.
+  bool ProduceBatch(const GapRecovery::Produce& produce) {
+    EXPECT_TRUE(batch_.has_value());
+    return recovery_.ProduceBatch(outcome_, *batch_, produce);
+  }
+  static BackfillProduce HandedOver(const BackfilledMessage&) {
+    return BackfillProduce::kHandedOver;
+  }
+
+  const AccountConfig config_ = Alice();
+  FakeHttpTransport transport_;
+  ZulipClient client_;
+  MetricsRegistry registry_;
+  AccountMetrics metrics_;
+  GapRecovery recovery_;
+  ZulipOutcome outcome_;
+  std::optional<BackfillBatch> batch_;
+};
+
+TEST_F(GapRecoveryTest, FirstQueueAnchorsAtItsNewestMessageAndStartsTheStreamThere) {
+  EXPECT_EQ(recovery_.OnRegistered(Registered("q1", 100), -1), std::nullopt);
+  Checkpoint checkpoint = Written();
+  EXPECT_FALSE(checkpoint.backfill_active);
+  EXPECT_EQ(checkpoint.backfill_anchor_message_id, 100);
+  EXPECT_EQ(checkpoint.history_floor_message_id, 100);
+  EXPECT_EQ(checkpoint.backfill_until_message_id, -1);
+  EXPECT_EQ(checkpoint.backfill_rewind_to_unix_seconds, 0);
+}
+
+TEST_F(GapRecoveryTest, BackfillFromAMessageIdIsNotRaisedByTheFirstQueue) {
+  AccountConfig config = Alice();
+  config.backfill_from.kind = BackfillFrom::Kind::kMessageId;
+  config.backfill_from.message_id = 500;
+  GapRecovery recovery(config, {client_, metrics_});
+  recovery.OnFirstStart();
+  EXPECT_EQ(recovery.OnRegistered(Registered("q1", 900), -1), std::nullopt);
+  Checkpoint checkpoint;
+  recovery.WriteTo(checkpoint);
+  EXPECT_TRUE(checkpoint.backfill_active);
+  EXPECT_EQ(checkpoint.backfill_anchor_message_id, 499);
+  EXPECT_EQ(checkpoint.history_floor_message_id, 499);
+  EXPECT_EQ(checkpoint.backfill_until_message_id, 900);
+}
+
+TEST_F(GapRecoveryTest, LossPlansABackfillFromTheLastPublishedMessageAndReadsBack) {
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), 120);
+  ASSERT_TRUE(gap.has_value());
+  EXPECT_EQ(gap->account, "alice");
+  EXPECT_EQ(gap->site, "https://chat.example.com");
+  EXPECT_EQ(gap->lost_queue_id, "q1");
+  EXPECT_EQ(gap->new_queue_id, "q2");
+  EXPECT_EQ(gap->last_event_id, 7);
+  EXPECT_EQ(gap->last_message_id, 120);
+  EXPECT_EQ(gap->last_good_poll_unix_ms, kSettledPollMs);
+  EXPECT_EQ(gap->detected_at_unix_ms, kSettledPollMs + 60'000);
+  EXPECT_EQ(gap->reason, "BAD_EVENT_QUEUE_ID");
+  EXPECT_TRUE(gap->backfill);
+  EXPECT_EQ(gap->limits, PlanBackfill(config_, 400).limits);
+
+  Checkpoint checkpoint = Written();
+  EXPECT_TRUE(checkpoint.backfill_active);
+  EXPECT_EQ(checkpoint.backfill_anchor_message_id, 120);
+  EXPECT_EQ(checkpoint.backfill_until_message_id, 150);
+  EXPECT_EQ(checkpoint.backfill_rewind_to_unix_seconds,
+            kSettledPollSeconds - kBackfillRewindSeconds);
+  EXPECT_EQ(checkpoint.history_floor_message_id, 100);  // the stream still starts there
+}
+
+TEST_F(GapRecoveryTest, QuietAccountsGapReadsFromItsFirstQueuesNewestMessage) {
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), -1);
+  ASSERT_TRUE(gap.has_value());
+  EXPECT_EQ(gap->last_message_id, 100);
+  EXPECT_EQ(Written().backfill_anchor_message_id, 100);
+}
+
+TEST_F(GapRecoveryTest, PendingBackfillKeepsItsAnchorAndTheEarlierReadBackTarget) {
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
+  (void)recovery_.OnRegistered(Registered("q2", 150), 120);
+  // q2 is lost (or replaced) before its backfill ran: its settled poll is its registration,
+  // later than q1's, and more was published meanwhile by nobody; the backfill q1 needs is kept.
+  recovery_.NoteQueueLost(Lost("q2", kSettledPollMs + 3'600'000));
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q3", 160), 130);
+  ASSERT_TRUE(gap.has_value());
+  EXPECT_EQ(gap->lost_queue_id, "q2");
+  EXPECT_EQ(gap->last_message_id, 120);
+  Checkpoint checkpoint = Written();
+  EXPECT_TRUE(checkpoint.backfill_active);
+  EXPECT_EQ(checkpoint.backfill_anchor_message_id, 120);
+  EXPECT_EQ(checkpoint.backfill_rewind_to_unix_seconds,
+            kSettledPollSeconds - kBackfillRewindSeconds);
+  EXPECT_EQ(checkpoint.backfill_until_message_id, 160);  // the queue polled next is q3
+
+  // An earlier target than the pending one wins.
+  recovery_.NoteQueueLost(Lost("q3", kSettledPollMs - 3'600'000));
+  (void)recovery_.OnRegistered(Registered("q4", 170), 130);
+  EXPECT_EQ(Written().backfill_rewind_to_unix_seconds,
+            kSettledPollSeconds - 3600 - kBackfillRewindSeconds);
+}
+
+TEST_F(GapRecoveryTest, PendingBackfillFromACheckpointKeepsItsReadBackTarget) {
+  recovery_.Restore(Backfilling(120, kSettledPollSeconds - kBackfillRewindSeconds));
+  // A queue of an older version's checkpoint: no settled poll, so no target of its own.
+  recovery_.NoteQueueLost(Lost("q2", 0));
+  (void)recovery_.OnRegistered(Registered("q3", 160), 130);
+  EXPECT_EQ(Written().backfill_rewind_to_unix_seconds,
+            kSettledPollSeconds - kBackfillRewindSeconds);
+  EXPECT_EQ(Written().backfill_anchor_message_id, 120);
+}
+
+TEST_F(GapRecoveryTest, UnknownSettledPollReadsNothingBack) {
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  recovery_.NoteQueueLost(Lost("q1", 0));
+  ASSERT_TRUE(recovery_.OnRegistered(Registered("q2", 150), 120).has_value());
+  EXPECT_EQ(Written().backfill_rewind_to_unix_seconds, 0);
+  EXPECT_EQ(Written().backfill_anchor_message_id, 120);
+}
+
+TEST_F(GapRecoveryTest, SecondLossBeforeTheNewQueueKeepsTheFirstQueuesFacts) {
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
+  // The registration for q1's replacement failed and was retried: a loss noted again.
+  recovery_.NoteQueueLost(Lost("q1-again", kSettledPollMs + 3'600'000));
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), 120);
+  ASSERT_TRUE(gap.has_value());
+  EXPECT_EQ(gap->lost_queue_id, "q1");
+  EXPECT_EQ(Written().backfill_rewind_to_unix_seconds,
+            kSettledPollSeconds - kBackfillRewindSeconds);
+  // One gap record per loss: the next registration has none to give.
+  EXPECT_EQ(recovery_.OnRegistered(Registered("q3", 160), 120), std::nullopt);
+}
+
+TEST_F(GapRecoveryTest, LiveMessageBelowTheFloorLowersIt) {
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  recovery_.MarkStaged();
+  recovery_.NoteLiveMessage(101);
+  EXPECT_FALSE(recovery_.floor_changed_since_staged());
+  recovery_.NoteLiveMessage(90);  // committed after the registration, sent before it
+  EXPECT_TRUE(recovery_.floor_changed_since_staged());
+  EXPECT_EQ(Written().history_floor_message_id, 89);
+  recovery_.MarkStaged();
+  EXPECT_FALSE(recovery_.floor_changed_since_staged());
+  recovery_.NoteLiveMessage(95);
+  EXPECT_FALSE(recovery_.floor_changed_since_staged());
+  EXPECT_EQ(Written().history_floor_message_id, 89);
+}
+
+TEST_F(GapRecoveryTest, CheckpointComesBackAsItWasWritten) {
+  Checkpoint written;
+  written.backfill_active = true;
+  written.backfill_anchor_message_id = 120;
+  written.backfill_until_message_id = 150;
+  written.backfill_rewind_to_unix_seconds = kSettledPollSeconds;
+  written.history_floor_message_id = 100;
+  recovery_.Restore(written);
+  EXPECT_FALSE(recovery_.floor_changed_since_staged());  // the floor on disk is this one
+  EXPECT_TRUE(recovery_.active());
+  EXPECT_EQ(recovery_.anchor(), 120);
+  Checkpoint checkpoint;
+  checkpoint.queue_id = "q1";  // not GapRecovery's: left alone
+  recovery_.WriteTo(checkpoint);
+  written.queue_id = "q1";
+  EXPECT_EQ(checkpoint, written);
+}
+
+TEST_F(GapRecoveryTest, QuietAccountWithoutAnyNewestMessageReadsBackFromTheNewest) {
+  (void)recovery_.OnRegistered(Registered("q1", std::nullopt), -1);
+  recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
+  (void)recovery_.OnRegistered(Registered("q2", std::nullopt), -1);
+  AskBatch();
+  EXPECT_EQ(LastParam("anchor"), "newest");
+  EXPECT_EQ(LastParam("num_after"), "0");
+}
+
+TEST_F(GapRecoveryTest, PendingBackfillFromTheOldestIsNotReadFromTheNewest) {
+  Checkpoint checkpoint = Backfilling(-1);
+  checkpoint.history_floor_message_id = -1;
+  recovery_.Restore(checkpoint);
+  recovery_.NoteQueueLost(Lost("q2", kSettledPollMs));
+  (void)recovery_.OnRegistered(Registered("q3", std::nullopt), -1);
+  AskBatch();
+  EXPECT_EQ(LastParam("anchor"), "oldest");
+}
+
+TEST_F(GapRecoveryTest, ReadBackAnchorIsTheBatchsAnchor) {
+  recovery_.Restore(Backfilling(50, kSettledPollSeconds - kBackfillRewindSeconds));
+  AskBatch();
+  ASSERT_EQ(LastParam("anchor"), "50");
+  ASSERT_NE(LastParam("num_before"), "0");
+  // 45 was sent within the margin, 40 before it: read forward after 40.
+  Answer(FakeResponse::Json(
+      200, Page({{40, kSettledPollSeconds - 3600}, {45, kSettledPollSeconds}}, false, false)));
+  ASSERT_EQ(LastParam("anchor"), "40");
+  Answer(FakeResponse::Json(
+      200, Page({{45, kSettledPollSeconds}, {51, kSettledPollSeconds}}, false, true)));
+  ASSERT_TRUE(batch_.has_value());
+  EXPECT_FALSE(ProduceBatch(HandedOver));
+  // Durable with this batch, and nothing is left to read back.
+  EXPECT_EQ(Written().backfill_anchor_message_id, 40);
+  EXPECT_EQ(Written().backfill_rewind_to_unix_seconds, 0);
+  EXPECT_FALSE(recovery_.OnRecordSettled());
+  EXPECT_TRUE(recovery_.OnRecordSettled());
+  EXPECT_FALSE(recovery_.active());
+  EXPECT_EQ(Written().backfill_anchor_message_id, 51);
+}
+
+TEST_F(GapRecoveryTest, BatchEndsOnlyWhenEachOfItsRecordsIsSettled) {
+  recovery_.Restore(Backfilling(10));
+  AskBatch();
+  EXPECT_EQ(LastParam("anchor"), "10");
+  Answer(FakeResponse::Json(200, Page({{11, 1}, {12, 1}, {13, 1}}, false, true)));
+  ASSERT_TRUE(batch_.has_value());
+  EXPECT_EQ(metrics_.backfill_in_progress.value(), 1);
+  EXPECT_FALSE(ProduceBatch(HandedOver));
+  EXPECT_FALSE(recovery_.OnRecordSettled());
+  EXPECT_FALSE(recovery_.OnRecordSettled());
+  EXPECT_TRUE(recovery_.active());
+  EXPECT_EQ(Written().backfill_anchor_message_id, 10);
+  EXPECT_TRUE(recovery_.OnRecordSettled());
+  // Complete: the new queue is polled next.
+  EXPECT_FALSE(recovery_.active());
+  EXPECT_FALSE(recovery_.reading());
+  EXPECT_EQ(recovery_.TakeRetry(), std::nullopt);
+  EXPECT_EQ(Written().backfill_anchor_message_id, 13);
+  EXPECT_EQ(Written().backfill_until_message_id, -1);
+  EXPECT_EQ(metrics_.backfill_in_progress.value(), 0);
+}
+
+TEST_F(GapRecoveryTest, RecordSettledInsideTheProduceLoopDoesNotEndTheBatch) {
+  recovery_.Restore(Backfilling(10));
+  AskBatch();
+  Answer(FakeResponse::Json(200, Page({{11, 1}, {12, 1}}, false, true)));
+  // Both dead-lettered at once: each settles before `produce` returns.
+  int ended_inside = 0;
+  EXPECT_TRUE(ProduceBatch([&](const BackfilledMessage&) {
+    ended_inside += recovery_.OnRecordSettled() ? 1 : 0;
+    return BackfillProduce::kHandedOver;
+  }));
+  EXPECT_EQ(ended_inside, 0);
+  EXPECT_EQ(Written().backfill_anchor_message_id, 12);
+  EXPECT_FALSE(recovery_.active());
+}
+
+TEST_F(GapRecoveryTest, RefusedRecordEndsTheBatchAfterTheLastTakenAndWaits) {
+  recovery_.Restore(Backfilling(10));
+  AskBatch();
+  Answer(FakeResponse::Json(200, Page({{11, 1}, {12, 1}, {13, 1}}, false, true)));
+  std::vector<int64_t> offered;
+  EXPECT_FALSE(ProduceBatch([&](const BackfilledMessage& message) {
+    offered.push_back(*message.header.message_id);
+    return offered.size() == 1 ? BackfillProduce::kHandedOver : BackfillProduce::kRefused;
+  }));
+  EXPECT_EQ(offered, (std::vector<int64_t>{11, 12}));
+  EXPECT_TRUE(recovery_.OnRecordSettled());
+  EXPECT_TRUE(recovery_.active());  // complete as read, but 12 and 13 are not in Kafka
+  EXPECT_EQ(Written().backfill_anchor_message_id, 11);
+  std::optional<ZulipOutcome> retry = recovery_.TakeRetry();
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_EQ(retry->kind, ZulipErrorKind::kTransient);
+  EXPECT_THAT(retry->status.message(), HasSubstr("Kafka did not take a message"));
+  EXPECT_EQ(recovery_.TakeRetry(), std::nullopt);
+  AskBatch();
+  EXPECT_EQ(LastParam("anchor"), "11");
+}
+
+TEST_F(GapRecoveryTest, SkippedMessagesMoveTheAnchor) {
+  recovery_.Restore(Backfilling(10));
+  AskBatch();
+  Answer(FakeResponse::Json(200, Page({{11, 1}, {12, 1}}, false, true)));
+  EXPECT_TRUE(ProduceBatch([](const BackfilledMessage&) { return BackfillProduce::kSkipped; }));
+  EXPECT_EQ(Written().backfill_anchor_message_id, 12);
+}
+
+TEST_F(GapRecoveryTest, FailedPageIsWaitedOutWithoutMovingTheAnchor) {
+  recovery_.Restore(Backfilling(10));
+  AskBatch();
+  Answer(FakeResponse::Json(503, R"({"result":"error","msg":"busy","code":"BAD_REQUEST"})"));
+  ASSERT_TRUE(batch_.has_value());
+  EXPECT_TRUE(ProduceBatch(HandedOver));
+  EXPECT_TRUE(recovery_.active());
+  EXPECT_EQ(Written().backfill_anchor_message_id, 10);
+  std::optional<ZulipOutcome> retry = recovery_.TakeRetry();
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_FALSE(retry->ok());
+}
+
+}  // namespace
+}  // namespace zb
