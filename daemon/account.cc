@@ -266,7 +266,8 @@ void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
                       : replaces_queue            ? "queue_lost"
                                                   : "start")
       .Inc();
-  if (std::optional<GapRecord> gap = recovery_.OnRegistered(result, last_published_message_id_)) {
+  if (std::optional<GapRecord> gap = recovery_.OnRegistered(result, last_published_message_id_,
+                                                            registered_at_unix_ms_ / 1000)) {
     AddGapRecord(*gap);
   }
   LogAccount(LogLevel::kInfo, name(), "event queue registered",

@@ -112,6 +112,10 @@ std::string CheckpointStore::Serialize(const Checkpoint& c) {
   w.Int64(c.feature_level);
   w.Key("history_floor_message_id");
   w.Int64(c.history_floor_message_id);
+  if (c.history_floor_unix_seconds != 0) {
+    w.Key("history_floor_unix_seconds");
+    w.Int64(c.history_floor_unix_seconds);
+  }
   w.Key("settled_poll_unix_ms");
   w.Int64(c.settled_poll_unix_ms);
   if (!c.pending_gap_records.empty()) {
@@ -203,6 +207,8 @@ StatusOr<Checkpoint> CheckpointStore::Parse(std::string_view json, std::string_v
   ZB_RETURN_IF_ERROR(optional_int64(doc, "feature_level", c.feature_level));
   ZB_RETURN_IF_ERROR(optional_int64(doc, "settled_poll_unix_ms", c.settled_poll_unix_ms));
   ZB_RETURN_IF_ERROR(optional_int64(doc, "history_floor_message_id", c.history_floor_message_id));
+  ZB_RETURN_IF_ERROR(
+      optional_int64(doc, "history_floor_unix_seconds", c.history_floor_unix_seconds));
   if (auto gaps = doc.FindMember("pending_gap_records"); gaps != doc.MemberEnd()) {
     if (!gaps->value.IsArray()) {
       return Status::Corruption(where + ": \"pending_gap_records\" is not an array");

@@ -96,9 +96,15 @@ struct Checkpoint {
   // from (messages sent at or after this, Unix seconds); 0 for none.
   int64_t backfill_rewind_to_unix_seconds = 0;
   // Where the account's stream starts: the newest message when its first queue was registered
-  // (or where backfill_from began). A backfill never reads back below it: older messages are
-  // history the operator did not ask for. -1 if unknown (no floor).
+  // (or where backfill_from began). A backfill never reads back below it a message sent before
+  // history_floor_unix_seconds: older messages are history the operator did not ask for. -1 if
+  // unknown (no floor).
   int64_t history_floor_message_id = -1;
+  // The time side of the floor: the first registration's time less the read-back margin (Unix
+  // seconds). A message below the floor's id sent after it may have committed after that
+  // registration and reached the first queue as an event (FACTS §3), so a read-back reads it.
+  // 0 if unknown (written by an older version): the floor is by id alone.
+  int64_t history_floor_unix_seconds = 0;
   // Gap records (control-topic JSON) not yet acknowledged by Kafka: published at start and kept
   // until Kafka takes them, so that a stop before then does not lose the report of a gap.
   std::vector<std::string> pending_gap_records;

@@ -17,6 +17,7 @@ void GapRecovery::Restore(const Checkpoint& checkpoint) {
   until_ = checkpoint.backfill_until_message_id;
   rewind_to_ = checkpoint.backfill_rewind_to_unix_seconds;
   history_floor_ = staged_history_floor_ = checkpoint.history_floor_message_id;
+  history_floor_unix_seconds_ = checkpoint.history_floor_unix_seconds;
 }
 
 void GapRecovery::WriteTo(Checkpoint& checkpoint) const {
@@ -24,6 +25,7 @@ void GapRecovery::WriteTo(Checkpoint& checkpoint) const {
   checkpoint.backfill_anchor_message_id = anchor_;
   checkpoint.backfill_until_message_id = until_;
   checkpoint.history_floor_message_id = history_floor_;
+  checkpoint.history_floor_unix_seconds = history_floor_unix_seconds_;
   checkpoint.backfill_rewind_to_unix_seconds = rewind_to_;
 }
 
@@ -42,7 +44,8 @@ void GapRecovery::NoteQueueLost(LostQueue lost) {
 }
 
 std::optional<GapRecord> GapRecovery::OnRegistered(const RegisterResult& result,
-                                                   int64_t last_published_message_id) {
+                                                   int64_t last_published_message_id,
+                                                   int64_t registered_unix_seconds) {
   std::optional<GapRecord> gap;
   if (lost_queue_) {
     // The lost queue's messages are read back before the new queue is polled; the new queue id
@@ -95,8 +98,10 @@ std::optional<GapRecord> GapRecovery::OnRegistered(const RegisterResult& result,
   }
   if (history_floor_ < 0 && last_published_message_id < 0) {
     // The account's stream starts here (or where backfill_from asked it to): no read back
-    // after a gap goes below it.
+    // after a gap goes below it, except to messages sent within the margin before now, which
+    // may commit after this registration (see the header).
     history_floor_ = anchor_;
+    history_floor_unix_seconds_ = registered_unix_seconds - kBackfillRewindSeconds;
   }
   // The backfill stops at the newest message of the moment the queue was made: the queue has
   // every later one.
@@ -125,6 +130,7 @@ void GapRecovery::NextBatch(int64_t feature_level, MessageBackfill::Done done) {
     options.max_message_id = until_;
     options.rewind_to_unix_seconds = rewind_to_;
     options.rewind_floor_message_id = history_floor_;
+    options.rewind_floor_unix_seconds = history_floor_unix_seconds_;
     options.rewind_from_newest = rewind_from_newest_;
     backfill_ = std::make_unique<MessageBackfill>(env_.client, std::move(options), anchor_);
     LogAccount(LogLevel::kInfo, config_.name, "backfilling messages through GET /messages",

@@ -39,11 +39,14 @@
 //     forward. Not durable: a restart before the first batch reads from the oldest (more, never
 //     less). Never applied to a backfill already pending from the oldest message.
 //   - The history floor: where the account's stream starts (the newest message of its first
-//     registration, or where backfill_from began); no read-back goes below it. A live message
-//     below it (committed after that registration, FACTS §3) lowers it (NoteLiveMessage), and the
-//     owner's final checkpoint keeps a lowered floor even when nothing else moved
-//     (floor_changed_since_staged). Left open (docs/decisions.md): killed with -9 before the
-//     first batch holding such a message is durable, with that queue lost meanwhile.
+//     registration, or where backfill_from began); no read-back goes below it to a message sent
+//     more than kBackfillRewindSeconds before that registration. A message below the floor's id
+//     sent later may have committed after the registration and reached the first queue as an
+//     event (FACTS §3): a read-back reads it (and with it, up to the margin of messages sent
+//     just before the first start: more, never less). This holds across a kill -9, since the
+//     floor's time is in the checkpoint that makes the first queue durable. A live message below
+//     the floor lowers it too (NoteLiveMessage), and the owner's final checkpoint keeps a lowered
+//     floor even when nothing else moved (floor_changed_since_staged).
 //   - The upper bound: the new queue's max_message_id (the queue has every later message), so
 //     the queue's copies up to it are the backfill's (MessageBackfill::bound() with several
 //     narrows).
@@ -128,8 +131,10 @@ class GapRecovery {
   // `last_published_message_id` (-1: none). After a loss this plans the backfill (active(),
   // anchor, read-back target, upper bound) and returns the gap record to keep until Kafka has
   // it; otherwise nullopt. What changed goes into the checkpoint that makes the queue durable.
+  // `registered_unix_seconds`: when the queue was registered.
   std::optional<GapRecord> OnRegistered(const RegisterResult& result,
-                                        int64_t last_published_message_id);
+                                        int64_t last_published_message_id,
+                                        int64_t registered_unix_seconds);
 
   // A live message event of message `message_id` arrived: below the history floor it lowers it.
   void NoteLiveMessage(int64_t message_id);
@@ -181,8 +186,10 @@ class GapRecovery {
   // Durable until the first batch is: each narrow is read back to messages sent from here
   // (Unix seconds; 0: none).
   int64_t rewind_to_ = 0;
-  // Durable: a backfill never reads back below this message id (see Checkpoint).
+  // Durable: a backfill never reads back below this message id a message sent before
+  // history_floor_unix_seconds_ (see Checkpoint).
   int64_t history_floor_ = -1;
+  int64_t history_floor_unix_seconds_ = 0;
   int64_t staged_history_floor_ = -1;  // the floor of the last checkpoint staged
   bool rewind_from_newest_ = false;    // see OnRegistered
 

@@ -393,11 +393,15 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc)
       return Status::Corruption("a message without an integer \"id\"");
     }
     if (id->value.GetInt64() >= lowest_id) continue;  // not below the anchor: never expected
-    if (id->value.GetInt64() <= options_.rewind_floor_message_id) {
-      // Nothing of the narrow lies between it and the last message read: start at the floor.
-      cursor.anchor = from_newest ? options_.rewind_floor_message_id
-                                  : std::min(cursor.anchor, options_.rewind_floor_message_id);
-      cursor.rewound = true;  // history before the account's stream began
+    const bool sent_after_floor = options_.rewind_floor_unix_seconds != 0 &&
+                                  sent != message.MemberEnd() && sent->value.IsInt64() &&
+                                  sent->value.GetInt64() >= options_.rewind_floor_unix_seconds;
+    if (id->value.GetInt64() <= options_.rewind_floor_message_id && !sent_after_floor) {
+      // History before the account's stream began: read forward after it. Every message of
+      // the narrow above it was read on the way down, each above the floor or sent after its
+      // time (with no time, none lay between it and the floor).
+      cursor.anchor = id->value.GetInt64();
+      cursor.rewound = true;
       return Status::Ok();
     }
     lowest_id = id->value.GetInt64();
@@ -409,8 +413,12 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc)
     }
   }
   if (oldest) {
-    // Every message of the narrow is recent enough: read from the oldest (or the floor).
-    const int64_t floor = std::max<int64_t>(-1, options_.rewind_floor_message_id);
+    // Every message of the narrow is recent enough: read from the oldest (or the floor, unless
+    // it has a time: then none of the narrow's messages below it was old, and the page held them
+    // all).
+    const int64_t floor = options_.rewind_floor_unix_seconds != 0
+                              ? -1
+                              : std::max<int64_t>(-1, options_.rewind_floor_message_id);
     cursor.anchor = from_newest ? floor : std::min(cursor.anchor, floor);
     cursor.rewound = true;
   } else if (lowest_id == (from_newest ? INT64_MAX : cursor.anchor)) {

@@ -105,8 +105,10 @@ struct MessageBackfillOptions {
   // GapRecovery's kBackfillRewindSeconds). Done once per MessageBackfill: Restart() does not read
   // back again.
   int64_t rewind_to_unix_seconds = 0;
-  // Reading back stops here: messages up to this id are never read back (-1: no floor).
+  // Reading back stops at a message up to this id sent before rewind_floor_unix_seconds (or
+  // with that unknown, 0): older messages of the floor are never read back (-1: no floor).
   int64_t rewind_floor_message_id = -1;
+  int64_t rewind_floor_unix_seconds = 0;
   // With no anchor (-1) to read back from, read back from the newest message (and then forward
   // from where the read-back stopped) rather than from the oldest.
   bool rewind_from_newest = false;

@@ -1938,8 +1938,7 @@ TEST_F(AccountTest, ReviewAMessageBelowTheFirstMaxMessageIdThatTheFirstQueueDeli
   Answer(FakeResponse::Json(200, RegisterOkWithMaxMessageId("q1", 100)));
   ASSERT_EQ(LastCall().endpoint, "events");
   // Produced, not acknowledged (Kafka is down), when the bridge gets a SIGTERM; Zulip loses q1
-  // while it is stopped. (Killed with -9 instead, before the checkpoint of a first batch that
-  // held such a message, the bridge would still miss it: see docs/decisions.md.)
+  // while it is stopped. (Killed with -9 instead: the next test.)
   Answer(Events({MessageEvent(0, 99)}));
   ASSERT_TRUE(WaitForReports(1));
   OnLoop([&] {
@@ -1981,6 +1980,56 @@ TEST_F(AccountTest, ReviewAMessageBelowTheFirstMaxMessageIdThatTheFirstQueueDeli
   EXPECT_EQ(
       1u, metrics_.GetCounter("zb_backfilled_messages_total", "", {{"account", kAccount}}).value())
       << "message 99, delivered by q1 and never in Kafka, was not read back: lost";
+}
+
+// The kill -9 form of the case above, which a floor by id alone could not close: killed before
+// anything but the first queue's registration is durable, the floor is still 100. Message 99
+// was sent after the floor's time (the first registration less the read-back margin), so the
+// read-back goes below the floor's id to reach it.
+TEST_F(AccountTest, AMessageBelowTheFloorThatTheFirstQueueDeliveredSurvivesAKillMinusNine) {
+  MakeAccount();
+  Start();
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOkWithMaxMessageId("q1", 100)));
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(Events({MessageEvent(0, 99)}));
+  ASSERT_TRUE(WaitForReports(1));
+  // kill -9: nothing more is made durable; what Kafka had in flight is gone.
+  OnLoop([&] { account_.reset(); });
+  {
+    std::lock_guard lock(reports_mu_);
+    held_.clear();
+  }
+  StatusOr<Checkpoint> saved = store_->Load(kAccount);
+  ASSERT_THAT(saved, IsOk());
+  ASSERT_EQ(saved->history_floor_message_id, 100) << "nothing but the registration is durable";
+  EXPECT_EQ(saved->history_floor_unix_seconds, kWallStart - 300);
+  MakeAccount();
+  Start(*saved);
+  ASSERT_EQ(LastCall().endpoint, "events");
+  Answer(QueueLost("q1"));
+  ASSERT_EQ(LastCall().endpoint, "register");
+  Answer(FakeResponse::Json(200, RegisterOkWithMaxMessageId("q2", 100)));
+  // 90 was sent long before the first start: history, never read back. 99 was sent 3 s before
+  // it and committed after it.
+  const std::vector<OldMessage> history = {{90, kWallStart - 4000}, {99, kWallStart - 3}};
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        bool unanswered = false;
+        OnLoop([&] { unanswered = !fake_.last().response; });
+        if (LastCall().endpoint == "messages" && unanswered) {
+          AnswerMessagesFrom(history);
+        } else if (HeldCount() > 0) {
+          Deliver();
+        } else {
+          Advance(100ms);
+        }
+        return LastCall().endpoint == "events";
+      },
+      kWait));
+  EXPECT_EQ(
+      1u, metrics_.GetCounter("zb_backfilled_messages_total", "", {{"account", kAccount}}).value())
+      << "message 99, delivered by q1 and never in Kafka, must be read back, and 90 must not";
 }
 
 // Review of #15 (branch review), a history flood rather than a loss. An account whose

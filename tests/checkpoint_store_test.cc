@@ -334,6 +334,7 @@ TEST(CheckpointStoreTest, RecoveryFieldsRoundTripAndAreOptional) {
   with.feature_level = 400;
   with.settled_poll_unix_ms = 1735689600123;
   with.history_floor_message_id = 77;
+  with.history_floor_unix_seconds = 1735689000;
   with.backfill_active = true;
   with.backfill_rewind_to_unix_seconds = 1735689300;
   with.pending_gap_records = {R"({"version":1,"type":"gap","reason":"a \"quoted\" one"})", "{}"};
@@ -350,6 +351,7 @@ TEST(CheckpointStoreTest, RecoveryFieldsRoundTripAndAreOptional) {
   EXPECT_EQ(old->feature_level, 0);
   EXPECT_EQ(old->settled_poll_unix_ms, 0);
   EXPECT_EQ(old->backfill_rewind_to_unix_seconds, 0);
+  EXPECT_EQ(old->history_floor_unix_seconds, 0);
   EXPECT_TRUE(old->pending_gap_records.empty());
 
   std::string bad_level = CheckpointStore::Serialize(Make(5));

@@ -25,6 +25,7 @@ using ::zb::testing::FakeResponse;
 
 constexpr int64_t kSettledPollMs = 1'735'689'600'000;  // 2025-01-01T00:00:00Z
 constexpr int64_t kSettledPollSeconds = kSettledPollMs / 1000;
+constexpr int64_t kRegisteredAt = kSettledPollSeconds - 3600;  // when the queues register
 
 AccountConfig Alice() {
   AccountConfig config;
@@ -131,7 +132,7 @@ class GapRecoveryTest : public ::testing::Test {
 };
 
 TEST_F(GapRecoveryTest, FirstQueueAnchorsAtItsNewestMessageAndStartsTheStreamThere) {
-  EXPECT_EQ(recovery_.OnRegistered(Registered("q1", 100), -1), std::nullopt);
+  EXPECT_EQ(recovery_.OnRegistered(Registered("q1", 100), -1, kRegisteredAt), std::nullopt);
   Checkpoint checkpoint = Written();
   EXPECT_FALSE(checkpoint.backfill_active);
   EXPECT_EQ(checkpoint.backfill_anchor_message_id, 100);
@@ -146,7 +147,7 @@ TEST_F(GapRecoveryTest, BackfillFromAMessageIdIsNotRaisedByTheFirstQueue) {
   config.backfill_from.message_id = 500;
   GapRecovery recovery(config, {client_, metrics_});
   recovery.OnFirstStart();
-  EXPECT_EQ(recovery.OnRegistered(Registered("q1", 900), -1), std::nullopt);
+  EXPECT_EQ(recovery.OnRegistered(Registered("q1", 900), -1, kRegisteredAt), std::nullopt);
   Checkpoint checkpoint;
   recovery.WriteTo(checkpoint);
   EXPECT_TRUE(checkpoint.backfill_active);
@@ -156,9 +157,9 @@ TEST_F(GapRecoveryTest, BackfillFromAMessageIdIsNotRaisedByTheFirstQueue) {
 }
 
 TEST_F(GapRecoveryTest, LossPlansABackfillFromTheLastPublishedMessageAndReadsBack) {
-  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
   recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
-  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), 120);
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), 120, kRegisteredAt);
   ASSERT_TRUE(gap.has_value());
   EXPECT_EQ(gap->account, "alice");
   EXPECT_EQ(gap->site, "https://chat.example.com");
@@ -182,22 +183,22 @@ TEST_F(GapRecoveryTest, LossPlansABackfillFromTheLastPublishedMessageAndReadsBac
 }
 
 TEST_F(GapRecoveryTest, QuietAccountsGapReadsFromItsFirstQueuesNewestMessage) {
-  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
   recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
-  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), -1);
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), -1, kRegisteredAt);
   ASSERT_TRUE(gap.has_value());
   EXPECT_EQ(gap->last_message_id, 100);
   EXPECT_EQ(Written().backfill_anchor_message_id, 100);
 }
 
 TEST_F(GapRecoveryTest, PendingBackfillKeepsItsAnchorAndTheEarlierReadBackTarget) {
-  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
   recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
-  (void)recovery_.OnRegistered(Registered("q2", 150), 120);
+  (void)recovery_.OnRegistered(Registered("q2", 150), 120, kRegisteredAt);
   // q2 is lost (or replaced) before its backfill ran: its settled poll is its registration,
   // later than q1's, and more was published meanwhile by nobody; the backfill q1 needs is kept.
   recovery_.NoteQueueLost(Lost("q2", kSettledPollMs + 3'600'000));
-  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q3", 160), 130);
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q3", 160), 130, kRegisteredAt);
   ASSERT_TRUE(gap.has_value());
   EXPECT_EQ(gap->lost_queue_id, "q2");
   EXPECT_EQ(gap->last_message_id, 120);
@@ -210,7 +211,7 @@ TEST_F(GapRecoveryTest, PendingBackfillKeepsItsAnchorAndTheEarlierReadBackTarget
 
   // An earlier target than the pending one wins.
   recovery_.NoteQueueLost(Lost("q3", kSettledPollMs - 3'600'000));
-  (void)recovery_.OnRegistered(Registered("q4", 170), 130);
+  (void)recovery_.OnRegistered(Registered("q4", 170), 130, kRegisteredAt);
   EXPECT_EQ(Written().backfill_rewind_to_unix_seconds,
             kSettledPollSeconds - 3600 - kBackfillRewindSeconds);
 }
@@ -219,36 +220,36 @@ TEST_F(GapRecoveryTest, PendingBackfillFromACheckpointKeepsItsReadBackTarget) {
   recovery_.Restore(Backfilling(120, kSettledPollSeconds - kBackfillRewindSeconds));
   // A queue of an older version's checkpoint: no settled poll, so no target of its own.
   recovery_.NoteQueueLost(Lost("q2", 0));
-  (void)recovery_.OnRegistered(Registered("q3", 160), 130);
+  (void)recovery_.OnRegistered(Registered("q3", 160), 130, kRegisteredAt);
   EXPECT_EQ(Written().backfill_rewind_to_unix_seconds,
             kSettledPollSeconds - kBackfillRewindSeconds);
   EXPECT_EQ(Written().backfill_anchor_message_id, 120);
 }
 
 TEST_F(GapRecoveryTest, UnknownSettledPollReadsNothingBack) {
-  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
   recovery_.NoteQueueLost(Lost("q1", 0));
-  ASSERT_TRUE(recovery_.OnRegistered(Registered("q2", 150), 120).has_value());
+  ASSERT_TRUE(recovery_.OnRegistered(Registered("q2", 150), 120, kRegisteredAt).has_value());
   EXPECT_EQ(Written().backfill_rewind_to_unix_seconds, 0);
   EXPECT_EQ(Written().backfill_anchor_message_id, 120);
 }
 
 TEST_F(GapRecoveryTest, SecondLossBeforeTheNewQueueKeepsTheFirstQueuesFacts) {
-  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
   recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
   // The registration for q1's replacement failed and was retried: a loss noted again.
   recovery_.NoteQueueLost(Lost("q1-again", kSettledPollMs + 3'600'000));
-  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), 120);
+  std::optional<GapRecord> gap = recovery_.OnRegistered(Registered("q2", 150), 120, kRegisteredAt);
   ASSERT_TRUE(gap.has_value());
   EXPECT_EQ(gap->lost_queue_id, "q1");
   EXPECT_EQ(Written().backfill_rewind_to_unix_seconds,
             kSettledPollSeconds - kBackfillRewindSeconds);
   // One gap record per loss: the next registration has none to give.
-  EXPECT_EQ(recovery_.OnRegistered(Registered("q3", 160), 120), std::nullopt);
+  EXPECT_EQ(recovery_.OnRegistered(Registered("q3", 160), 120, kRegisteredAt), std::nullopt);
 }
 
 TEST_F(GapRecoveryTest, LiveMessageBelowTheFloorLowersIt) {
-  (void)recovery_.OnRegistered(Registered("q1", 100), -1);
+  (void)recovery_.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
   recovery_.MarkStaged();
   recovery_.NoteLiveMessage(101);
   EXPECT_FALSE(recovery_.floor_changed_since_staged());
@@ -281,9 +282,9 @@ TEST_F(GapRecoveryTest, CheckpointComesBackAsItWasWritten) {
 }
 
 TEST_F(GapRecoveryTest, QuietAccountWithoutAnyNewestMessageReadsBackFromTheNewest) {
-  (void)recovery_.OnRegistered(Registered("q1", std::nullopt), -1);
+  (void)recovery_.OnRegistered(Registered("q1", std::nullopt), -1, kRegisteredAt);
   recovery_.NoteQueueLost(Lost("q1", kSettledPollMs));
-  (void)recovery_.OnRegistered(Registered("q2", std::nullopt), -1);
+  (void)recovery_.OnRegistered(Registered("q2", std::nullopt), -1, kRegisteredAt);
   AskBatch();
   EXPECT_EQ(LastParam("anchor"), "newest");
   EXPECT_EQ(LastParam("num_after"), "0");
@@ -294,7 +295,7 @@ TEST_F(GapRecoveryTest, PendingBackfillFromTheOldestIsNotReadFromTheNewest) {
   checkpoint.history_floor_message_id = -1;
   recovery_.Restore(checkpoint);
   recovery_.NoteQueueLost(Lost("q2", kSettledPollMs));
-  (void)recovery_.OnRegistered(Registered("q3", std::nullopt), -1);
+  (void)recovery_.OnRegistered(Registered("q3", std::nullopt), -1, kRegisteredAt);
   AskBatch();
   EXPECT_EQ(LastParam("anchor"), "oldest");
 }

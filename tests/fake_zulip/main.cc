@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> user_flags;
   std::string users_file;
   double time_scale = 1.0;
+  double start_time = 0;
   uint64_t seed = 1;
   std::string rate_limit;
   std::vector<std::string> unsupported;
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
   app.add_option("--user", user_flags, "a user, EMAIL:API_KEY (repeatable)");
   app.add_option("--users", users_file, "a file of EMAIL:API_KEY lines");
   app.add_option("--time-scale", time_scale, "fake seconds per real second (0: frozen)");
+  app.add_option("--start-time", start_time,
+                 "fake Unix time to start at, in seconds (0: now); with /_fake/time/advance, "
+                 "messages can be sent in the past");
   app.add_option("--seed", seed, "seed for queue ids and heartbeat jitter");
   app.add_option("--rate-limit", rate_limit, "default per-user rules, e.g. 60:200");
   app.add_option("--unsupported-register-param", unsupported,
@@ -77,6 +81,7 @@ int main(int argc, char** argv) {
   }
   options.port = static_cast<int>(port);
   options.time_scale = time_scale;
+  options.start_time = start_time;
   options.seed = seed;
   options.control_interface = !no_control;
 
