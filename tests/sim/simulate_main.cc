@@ -5,7 +5,6 @@
 //   zb_simulate --seed S                  one seed; prints its trace
 //   --trace-lines N                       keep the last N lines of a trace (default 400)
 //   --config-changes                      restarts sometimes change a register argument
-//   --strict-history                      history is what was committed at the first register
 //   --long-outages                        half of Kafka's outages last 310-700 s
 //
 // Exit status: 0 when every seed kept every promise, 1 at the first that did not (its seed,
@@ -24,7 +23,6 @@ int main(int argc, char** argv) {
   bool one = false;
   uint64_t trace_lines = 400;
   bool config_changes = false;
-  bool strict_history = false;
   bool long_outages = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -41,8 +39,6 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--long-outages") {
       long_outages = true;
-    } else if (arg == "--strict-history") {
-      strict_history = true;
     } else if (arg == "--config-changes") {
       config_changes = true;
     } else {
@@ -57,7 +53,6 @@ int main(int argc, char** argv) {
     options.seed = seed;
     options.trace_lines = trace_lines;
     options.config_changes = config_changes;
-    options.strict_history = strict_history;
     options.long_outages = long_outages;
     zb::sim::SimulationResult result = zb::sim::RunSimulation(options);
     messages += result.messages;

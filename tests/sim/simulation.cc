@@ -540,7 +540,9 @@ class World {
         continue;
       }
       if (messages_in_kafka_.count(id)) continue;
-      if (id <= floor && (!options_.strict_history || zulip_.CommittedAtFirstRegistration(id))) {
+      // History, not owed: committed before the first queue was registered. A lower id
+      // committed after it reached that queue as an event, so it is owed.
+      if (id <= floor && zulip_.CommittedAtFirstRegistration(id)) {
         continue;
       }
       if (Spooled("msg:" + std::string(kSite) + ":" + std::to_string(id))) continue;

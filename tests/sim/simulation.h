@@ -43,10 +43,6 @@ struct SimulationOptions {
   // Restarts sometimes come with a changed register argument (a configuration change: the
   // queue is replaced, with a gap record and a backfill).
   bool config_changes = false;
-  // History (not owed to Kafka) is only what was committed when the first queue was
-  // registered, not every id up to its max_message_id: a lower id committed afterwards reached
-  // that queue as an event.
-  bool strict_history = false;
   // Half of Kafka's outages last 310-700 s (a paused transfer outlives the read-back margin).
   bool long_outages = false;
 };
