@@ -402,5 +402,162 @@ TEST_F(GapRecoveryTest, FailedPageIsWaitedOutWithoutMovingTheAnchor) {
   EXPECT_FALSE(retry->ok());
 }
 
+
+// --- Review 2 (#15): the history floor's time and several narrows ---
+
+// Answers the GET /messages in flight as Zulip does over two histories (sorted by id, each
+// message (id, sent at)): the public channels for a narrow with channels:public, the account's
+// own history otherwise. Until `recovery` handed back a batch (or nothing is asked).
+class TwoNarrowZulip {
+ public:
+  TwoNarrowZulip(FakeHttpTransport& transport, std::vector<std::pair<int64_t, int64_t>> own,
+                 std::vector<std::pair<int64_t, int64_t>> public_channels)
+      : transport_(transport), own_(std::move(own)), public_(std::move(public_channels)) {}
+
+  // Serves until nothing is in flight; records each request's narrow and anchor.
+  void ServeAll() {
+    for (int guard = 0; guard < 100 && transport_.pending() > 0; ++guard) {
+      const auto& call = transport_.last();
+      const std::string narrow = call.Param("narrow").value_or("[]");
+      const bool is_public = narrow.find("public") != std::string::npos;
+      const auto& history = is_public ? public_ : own_;
+      const std::string anchor_text = call.Param("anchor").value_or("");
+      const int64_t anchor = anchor_text == "oldest"   ? 0
+                             : anchor_text == "newest" ? INT64_MAX
+                                                       : std::stoll(anchor_text);
+      const bool include = call.Param("include_anchor").value_or("true") != "false";
+      const int before = std::stoi(call.Param("num_before").value_or("0"));
+      const int after = std::stoi(call.Param("num_after").value_or("0"));
+      asked.push_back({is_public, anchor_text, before, after});
+      size_t first = 0;
+      while (first < history.size() && history[first].first < anchor) ++first;
+      std::vector<std::pair<int64_t, int64_t>> out;
+      size_t i = first;
+      for (int n = 0; n < before && i > 0; ++n) out.insert(out.begin(), history[--i]);
+      const bool found_oldest = i == 0;
+      size_t j = first;
+      if (j < history.size() && history[j].first == anchor) {
+        if (include) out.push_back(history[j]);
+        ++j;
+      }
+      for (int n = 0; n < after && j < history.size(); ++n) out.push_back(history[j++]);
+      const bool found_newest = j == history.size();
+      transport_.Reply(call.handle, FakeResponse::Json(200, Page(out, found_oldest, found_newest)));
+      transport_.Pump();
+    }
+  }
+
+  struct Asked {
+    bool is_public;
+    std::string anchor;
+    int num_before, num_after;
+  };
+  std::vector<Asked> asked;
+
+ private:
+  FakeHttpTransport& transport_;
+  std::vector<std::pair<int64_t, int64_t>> own_, public_;
+};
+
+// An all_public_streams account whose own history has no message (or only recent ones) below
+// the anchor: its own narrow's read-back reaches the oldest message. With a history floor that
+// has a time, TakeRewindPage then anchors that narrow at -1 ("oldest"), and the backfill's anchor
+// (the lowest of the narrows') becomes -1. Kafka refusing the first message of the first batch
+// (queue full, a dead producer) restarts every narrow from there: the public channels' whole
+// history is read from the oldest message and published, far below the floor and the read-back
+// target. Before the floor had a time, that narrow anchored at the floor.
+TEST_F(GapRecoveryTest, ReviewRefusedFirstBatchDoesNotReadThePublicChannelsFromTheOldest) {
+  AccountConfig config = Alice();
+  config.all_public_streams = true;
+  GapRecovery recovery(config, {client_, metrics_});
+  (void)recovery.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
+  recovery.NoteQueueLost(Lost("q1", kSettledPollMs));
+  ASSERT_TRUE(recovery.OnRegistered(Registered("q2", 200), 150, kSettledPollSeconds).has_value());
+  const int64_t long_ago = kRegisteredAt - 86400;  // older than the floor's time too
+  TwoNarrowZulip zulip(transport_, /*own=*/{},
+                       /*public=*/{{5, long_ago}, {50, long_ago}, {140, long_ago},
+                                   {145, kSettledPollSeconds}, {160, kSettledPollSeconds}});
+  std::optional<BackfillBatch> batch;
+  ZulipOutcome outcome;
+  recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
+    outcome = o;
+    batch = std::move(b);
+  });
+  zulip.ServeAll();
+  ASSERT_TRUE(batch.has_value());
+  ASSERT_FALSE(batch->messages.empty());
+  EXPECT_EQ(*batch->messages.front().header.message_id, 145);
+  // Kafka's queue is full: the first message is refused.
+  EXPECT_TRUE(recovery.ProduceBatch(outcome, *batch,
+                                    [](const BackfilledMessage&) { return BackfillProduce::kRefused; }));
+  Checkpoint checkpoint;
+  recovery.WriteTo(checkpoint);
+  // Every message up to the anchor is in Kafka: the public narrow's read-back stopped at 140.
+  EXPECT_GE(checkpoint.backfill_anchor_message_id, 100)
+      << "the durable anchor fell to the oldest message";
+  (void)recovery.TakeRetry();
+  batch.reset();
+  zulip.asked.clear();
+  recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
+    outcome = o;
+    batch = std::move(b);
+  });
+  zulip.ServeAll();
+  ASSERT_TRUE(batch.has_value());
+  for (const auto& asked : zulip.asked) {
+    EXPECT_FALSE(asked.is_public && asked.anchor == "oldest")
+        << "the public channels are read from their oldest message";
+  }
+  for (const BackfilledMessage& m : batch->messages) {
+    EXPECT_GT(*m.header.message_id, 100) << "history before the first queue is published";
+  }
+}
+
+// The same read-back with nothing to publish: the backfill ends with its anchor at -1, durable.
+// A quiet account (it never published a message) that loses its next queue then reads every
+// narrow from the oldest message: the organisation's public history, all of it sent long
+// before the first registration, is published ("never the whole history", decisions.md).
+TEST_F(GapRecoveryTest, ReviewEmptyReadBackDoesNotLeaveTheAnchorAtTheOldestMessage) {
+  AccountConfig config = Alice();
+  config.all_public_streams = true;
+  GapRecovery recovery(config, {client_, metrics_});
+  (void)recovery.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
+  recovery.NoteQueueLost(Lost("q1", kSettledPollMs));
+  ASSERT_TRUE(recovery.OnRegistered(Registered("q2", 100), -1, kSettledPollSeconds).has_value());
+  const int64_t long_ago = kRegisteredAt - 86400;
+  TwoNarrowZulip zulip(transport_, /*own=*/{}, /*public=*/{{5, long_ago}, {90, long_ago}});
+  std::optional<BackfillBatch> batch;
+  ZulipOutcome outcome;
+  auto ask = [&] {
+    batch.reset();
+    recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
+      outcome = o;
+      batch = std::move(b);
+    });
+    zulip.ServeAll();
+  };
+  ask();
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_TRUE(batch->messages.empty());
+  EXPECT_TRUE(recovery.ProduceBatch(outcome, *batch, HandedOver));
+  EXPECT_FALSE(recovery.active());
+  Checkpoint checkpoint;
+  recovery.WriteTo(checkpoint);
+  EXPECT_GE(checkpoint.backfill_anchor_message_id, 90)
+      << "the quiet account's anchor fell to the oldest message";
+
+  // The next loss, an hour later.
+  recovery.NoteQueueLost(Lost("q2", kSettledPollMs + 3'600'000));
+  ASSERT_TRUE(
+      recovery.OnRegistered(Registered("q3", 100), -1, kSettledPollSeconds + 3600).has_value());
+  ask();
+  ASSERT_TRUE(batch.has_value());
+  for (const BackfilledMessage& m : batch->messages) {
+    EXPECT_GT(*m.header.message_id, 100)
+        << "message " << *m.header.message_id
+        << ", sent a day before the first queue, is published after the second gap";
+  }
+}
+
 }  // namespace
 }  // namespace zb
