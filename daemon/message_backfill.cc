@@ -384,6 +384,8 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc)
   // (From "newest", the anchor is -1: every id is below where the read-back starts.)
   const bool from_newest = cursor.anchor < 0;
   int64_t lowest_id = from_newest ? INT64_MAX : cursor.anchor;
+  // The lowest message read below the floor's id (sent after the floor's time); -1: none.
+  int64_t lowest_below_floor = -1;
   const auto& page = messages->value.GetArray();
   for (rapidjson::SizeType i = page.Size(); i-- > 0;) {
     const rapidjson::Value& message = page[i];
@@ -397,14 +399,23 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc)
                                   sent != message.MemberEnd() && sent->value.IsInt64() &&
                                   sent->value.GetInt64() >= options_.rewind_floor_unix_seconds;
     if (id->value.GetInt64() <= options_.rewind_floor_message_id && !sent_after_floor) {
-      // History before the account's stream began: read forward after it. Every message of
-      // the narrow above it was read on the way down, each above the floor or sent after its
-      // time (with no time, none lay between it and the floor).
-      cursor.anchor = id->value.GetInt64();
+      // History before the account's stream began. With messages read on the way down (each
+      // above the floor, or below it and sent after its time), read forward after this one:
+      // none of the narrow lies between them. With none, start at the floor (or where the
+      // read-back began, if lower): not at this message, which would read again the one the
+      // read-back started from, history itself when a backfill ended at the floor.
+      const bool read_some = lowest_id != (from_newest ? INT64_MAX : cursor.anchor);
+      if (read_some) {
+        cursor.anchor = id->value.GetInt64();
+      } else {
+        cursor.anchor = from_newest ? options_.rewind_floor_message_id
+                                    : std::min(cursor.anchor, options_.rewind_floor_message_id);
+      }
       cursor.rewound = true;
       return Status::Ok();
     }
     lowest_id = id->value.GetInt64();
+    if (lowest_id <= options_.rewind_floor_message_id) lowest_below_floor = lowest_id;
     if (sent != message.MemberEnd() && sent->value.IsInt64() &&
         sent->value.GetInt64() < options_.rewind_to_unix_seconds) {
       cursor.anchor = lowest_id;  // read forward after it
@@ -413,12 +424,12 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc)
     }
   }
   if (oldest) {
-    // Every message of the narrow is recent enough: read from the oldest (or the floor, unless
-    // it has a time: then none of the narrow's messages below it was old, and the page held them
-    // all).
-    const int64_t floor = options_.rewind_floor_unix_seconds != 0
-                              ? -1
-                              : std::max<int64_t>(-1, options_.rewind_floor_message_id);
+    // Every message of the narrow is recent enough: read from the floor, or from just below
+    // the lowest message read under it (sent after its time), never from the oldest of a
+    // history the floor exists to leave out: the backfill's anchor is the lowest of its narrows'
+    // and is where every narrow reads from again after a refused batch.
+    int64_t floor = std::max<int64_t>(-1, options_.rewind_floor_message_id);
+    if (lowest_below_floor >= 0) floor = std::min(floor, lowest_below_floor - 1);
     cursor.anchor = from_newest ? floor : std::min(cursor.anchor, floor);
     cursor.rewound = true;
   } else if (lowest_id == (from_newest ? INT64_MAX : cursor.anchor)) {

@@ -402,7 +402,6 @@ TEST_F(GapRecoveryTest, FailedPageIsWaitedOutWithoutMovingTheAnchor) {
   EXPECT_FALSE(retry->ok());
 }
 
-
 // --- Review 2 (#15): the history floor's time and several narrows ---
 
 // Answers the GET /messages in flight as Zulip does over two histories (sorted by id, each
@@ -475,8 +474,12 @@ TEST_F(GapRecoveryTest, ReviewRefusedFirstBatchDoesNotReadThePublicChannelsFromT
   ASSERT_TRUE(recovery.OnRegistered(Registered("q2", 200), 150, kSettledPollSeconds).has_value());
   const int64_t long_ago = kRegisteredAt - 86400;  // older than the floor's time too
   TwoNarrowZulip zulip(transport_, /*own=*/{},
-                       /*public=*/{{5, long_ago}, {50, long_ago}, {140, long_ago},
-                                   {145, kSettledPollSeconds}, {160, kSettledPollSeconds}});
+                       /*public=*/
+                       {{5, long_ago},
+                        {50, long_ago},
+                        {140, long_ago},
+                        {145, kSettledPollSeconds},
+                        {160, kSettledPollSeconds}});
   std::optional<BackfillBatch> batch;
   ZulipOutcome outcome;
   recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
@@ -488,8 +491,8 @@ TEST_F(GapRecoveryTest, ReviewRefusedFirstBatchDoesNotReadThePublicChannelsFromT
   ASSERT_FALSE(batch->messages.empty());
   EXPECT_EQ(*batch->messages.front().header.message_id, 145);
   // Kafka's queue is full: the first message is refused.
-  EXPECT_TRUE(recovery.ProduceBatch(outcome, *batch,
-                                    [](const BackfilledMessage&) { return BackfillProduce::kRefused; }));
+  EXPECT_TRUE(recovery.ProduceBatch(
+      outcome, *batch, [](const BackfilledMessage&) { return BackfillProduce::kRefused; }));
   Checkpoint checkpoint;
   recovery.WriteTo(checkpoint);
   // Every message up to the anchor is in Kafka: the public narrow's read-back stopped at 140.
