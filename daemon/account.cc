@@ -191,11 +191,20 @@ void Account::Stop() {
 }
 
 void Account::DeleteQueueAtZulip(std::function<void(bool gone)> done) {
-  if (queue_id_.empty()) {
+  std::string queue_id = queue_id_;
+  if (queue_id.empty()) {
+    // Never started (a reload removed it before its delayed start), or no queue resumed yet:
+    // the queue to delete is the one its durable checkpoint names, which is about to go.
+    if (StatusOr<Checkpoint> durable = env_.checkpoints.Load(config_.name);
+        durable.ok() && durable->site == config_.site) {
+      queue_id = durable->queue_id;
+    }
+  }
+  if (queue_id.empty()) {
     done(true);
     return;
   }
-  DeleteQueue(queue_id_, std::move(done));
+  DeleteQueue(queue_id, std::move(done));
 }
 
 void Account::DeleteQueue(const std::string& queue_id, std::function<void(bool gone)> done) {

@@ -157,8 +157,9 @@ class Account {
   void Stop();
 
   // For an account being removed, after Stop() and once its records settled: deletes its Zulip
-  // queue (a queue kept for its lifespan keeps the bot counted as online) and calls `done` with
-  // whether it is gone (deleted, or already gone). Without a queue, `done(true)` at once.
+  // queue (a queue kept for its lifespan keeps the bot counted as online; for an account never
+  // started, the queue of its durable checkpoint) and calls `done` with whether it is gone
+  // (deleted, or already gone). Without a queue, `done(true)` at once.
   void DeleteQueueAtZulip(std::function<void(bool gone)> done);
 
   // A delivery report for one of this account's tokens.

@@ -69,8 +69,11 @@ class AccountFleetTest : public ::testing::Test {
 
   void StartFleet() {
     process_ = std::make_unique<SimProcess>(runtime_);
-    FleetEnv env{*process_, zulip_,   kafka_, *store_, *spool_, metrics_, runtime_,
-                 [this](const Status& s) { stopped_ = s; }, nullptr, [] { return uint64_t{7}; }};
+    FleetEnv env{*process_, zulip_,
+                 kafka_,    *store_,
+                 *spool_,   metrics_,
+                 runtime_,  [this](const Status& s) { stopped_ = s; },
+                 nullptr,   [] { return uint64_t{7}; }};
     fleet_ = std::make_unique<AccountFleet>(config_, std::move(env));
     fleet_->Start();
   }
