@@ -442,6 +442,14 @@ Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc)
   return Status::Ok();
 }
 
+bool MessageBackfill::IsHistory(const rapidjson::Value& message, int64_t id) const {
+  if (id > options_.rewind_floor_message_id) return false;
+  if (options_.rewind_floor_unix_seconds == 0) return true;
+  auto sent = message.FindMember("timestamp");
+  return sent == message.MemberEnd() || !sent->value.IsInt64() ||
+         sent->value.GetInt64() < options_.rewind_floor_unix_seconds;
+}
+
 Status MessageBackfill::TakePage(Cursor& cursor, rapidjson::Document& doc) {
   if (!doc.IsObject()) return Status::Corruption("the answer is not a JSON object");
   auto messages = doc.FindMember("messages");
@@ -473,6 +481,7 @@ Status MessageBackfill::TakePage(Cursor& cursor, rapidjson::Document& doc) {
         continue;
       }
     }
+    if (IsHistory(message, id->value.GetInt64())) continue;
     if (!MatchesAsSent(cursor.narrow, message)) continue;  // the queue did not deliver it
     rapidjson::Value flags(rapidjson::kArrayType);
     if (auto f = message.FindMember("flags"); f != message.MemberEnd()) {

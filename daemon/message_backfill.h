@@ -106,7 +106,7 @@ struct MessageBackfillOptions {
   // back again.
   int64_t rewind_to_unix_seconds = 0;
   // Reading back stops at a message up to this id sent before rewind_floor_unix_seconds (or
-  // with that unknown, 0): older messages of the floor are never read back (-1: no floor).
+  // with that unknown, 0), and no read publishes one (-1: no floor).
   int64_t rewind_floor_message_id = -1;
   int64_t rewind_floor_unix_seconds = 0;
   // With no anchor (-1) to read back from, read back from the newest message (and then forward
@@ -185,6 +185,11 @@ class MessageBackfill {
   Status TakeRewindPage(Cursor& cursor, rapidjson::Document& doc);
   // Parses a page into `cursor`; an error names what is wrong with the body.
   Status TakePage(Cursor& cursor, rapidjson::Document& doc);
+  // History the floor leaves out (rewind_floor_*): at most its id and sent before its time (or
+  // it has none). Never published, whichever read reaches it: the backfill's anchor is the
+  // lowest of its narrows', so a batch read again after a refusal reads every narrow from
+  // there, below where another narrow's read-back stopped.
+  bool IsHistory(const rapidjson::Value& message, int64_t id) const;
 
   ZulipClient& client_;
   MessageBackfillOptions options_;

@@ -562,5 +562,46 @@ TEST_F(GapRecoveryTest, ReviewEmptyReadBackDoesNotLeaveTheAnchorAtTheOldestMessa
   }
 }
 
+// Found by the simulation's "no history published" check: the backfill's anchor is the lowest of
+// its narrows'. Here the own narrow reads back below the floor (80, sent after its time) and
+// stops at 60; the public channels stop at 70, history sent a day before the first queue. A
+// refused first batch reads every narrow again from 60, and the public channels' 70 must still
+// not be published.
+TEST_F(GapRecoveryTest, ABatchReadAgainFromALowerNarrowsAnchorPublishesNoHistory) {
+  AccountConfig config = Alice();
+  config.all_public_streams = true;
+  GapRecovery recovery(config, {client_, metrics_});
+  (void)recovery.OnRegistered(Registered("q1", 100), -1, kRegisteredAt);
+  // q1 is lost a minute after it was registered: the read-back reaches back before it.
+  recovery.NoteQueueLost(Lost("q1", (kRegisteredAt + 60) * 1000));
+  ASSERT_TRUE(recovery.OnRegistered(Registered("q2", 200), 150, kRegisteredAt + 70).has_value());
+  const int64_t long_ago = kRegisteredAt - 86400;
+  TwoNarrowZulip zulip(transport_, /*own=*/{{60, long_ago}, {80, kRegisteredAt - 10}},
+                       /*public=*/{{70, long_ago}, {145, kRegisteredAt + 30}});
+  std::optional<BackfillBatch> batch;
+  ZulipOutcome outcome;
+  auto ask = [&] {
+    batch.reset();
+    recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
+      outcome = o;
+      batch = std::move(b);
+    });
+    zulip.ServeAll();
+  };
+  ask();
+  ASSERT_TRUE(batch.has_value());
+  ASSERT_FALSE(batch->messages.empty());
+  EXPECT_EQ(*batch->messages.front().header.message_id, 80);
+  // Kafka's queue is full: the first message is refused, and the batch is read again.
+  EXPECT_TRUE(recovery.ProduceBatch(
+      outcome, *batch, [](const BackfilledMessage&) { return BackfillProduce::kRefused; }));
+  (void)recovery.TakeRetry();
+  ask();
+  ASSERT_TRUE(batch.has_value());
+  std::vector<int64_t> ids;
+  for (const BackfilledMessage& m : batch->messages) ids.push_back(*m.header.message_id);
+  EXPECT_EQ(ids, (std::vector<int64_t>{80, 145})) << "70 is history the floor leaves out";
+}
+
 }  // namespace
 }  // namespace zb
