@@ -103,6 +103,7 @@ void ModelZulip::SendMessage(bool big) {
             std::chrono::duration_cast<std::chrono::seconds>(runtime_.WallNow().time_since_epoch())
                 .count(),
             false, big};
+  m.sent_at = runtime_.Now();
   m.channel = static_cast<int>(rng_() % 5);
   m.sender = kSenders[rng_() % 2];
   messages_.emplace(m.id, m);
@@ -194,6 +195,11 @@ bool ModelZulip::CommittedAtFirstRegistration(int64_t id) const {
   auto it = messages_.find(id);
   return first_max_message_id_ && it != messages_.end() && it->second.committed &&
          it->second.committed_at <= first_registered_at_;
+}
+
+bool ModelZulip::HistorySentLongBefore(int64_t id, Clock::Duration margin) const {
+  auto it = messages_.find(id);
+  return CommittedAtFirstRegistration(id) && it->second.sent_at + margin < first_registered_at_;
 }
 
 std::vector<int64_t> ModelZulip::CommittedMessageIds(bool visible_only) const {

@@ -96,6 +96,10 @@ class ModelZulip final : public HttpTransport {
   // Whether message `id` was committed when that first queue was registered (only those are
   // history: a lower id committed later reached the first queue as an event).
   bool CommittedAtFirstRegistration(int64_t id) const;
+  // Whether message `id` is history sent more than `margin` before that first registration:
+  // what no read-back may publish (the floor's time lets it publish history sent within the
+  // margin).
+  bool HistorySentLongBefore(int64_t id, Clock::Duration margin) const;
   // Queues the bridge was told it lost (BAD_EVENT_QUEUE_ID).
   const std::set<std::string>& queues_reported_lost() const { return reported_lost_; }
   const std::string& newest_queue() const { return newest_queue_; }
@@ -116,6 +120,7 @@ class ModelZulip final : public HttpTransport {
     int channel = 0;  // 1..4; 0 for a direct message to the bot
     std::string sender;
     Clock::TimePoint committed_at{};
+    Clock::TimePoint sent_at{};
   };
   // Whether a queue registered as the account is would get `m` (FACTS §3).
   bool QueueSees(const Message& m) const;

@@ -15,6 +15,7 @@
 #include "daemon/checkpoint_store.h"
 #include "daemon/dead_letter_spool.h"
 #include "daemon/fs.h"
+#include "daemon/gap_recovery.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/producer_rebuilder.h"
@@ -174,7 +175,9 @@ class World {
     std::string dedup = HeaderOf(record, "zulip-dedup-key");
     const std::string message_prefix = std::string("msg:") + kSite + ":";
     if (dedup.rfind(message_prefix, 0) == 0) {
-      messages_in_kafka_.insert(std::stoll(dedup.substr(message_prefix.size())));
+      const int64_t id = std::stoll(dedup.substr(message_prefix.size()));
+      messages_in_kafka_.insert(id);
+      if (history_restarts_ > 0) logged_since_history_restart_.insert(id);
     }
     std::string queue = HeaderOf(record, "zulip-queue-id");
     std::string event = HeaderOf(record, "zulip-event-id");
@@ -223,11 +226,14 @@ class World {
            text.find("\"lost_queue_id\":\"" + lost_queue + "\"") != std::string::npos;
   }
 
+  static std::string CheckpointPath() {
+    return std::string(kStateDir) + "/" + kAccount + ".checkpoint.json";
+  }
+
   std::string CheckPrune(const std::string& queue, int64_t last,
                          const std::vector<QueueEvent>& pruned) {
     // The disk must hold what Zulip is told.
-    std::optional<std::string> durable =
-        fs_.DurableContent(std::string(kStateDir) + "/" + kAccount + ".checkpoint.json");
+    std::optional<std::string> durable = fs_.DurableContent(CheckpointPath());
     StatusOr<Checkpoint> checkpoint = durable
                                           ? CheckpointStore::Parse(*durable, "durable checkpoint")
                                           : StatusOr<Checkpoint>(Status::NotFound("none"));
@@ -344,9 +350,16 @@ class World {
       case 1:
         // Removed, or added back: history starts again at the new first queue.
         configured_ = !configured_;
-        if (configured_) {
+        if (configured_ && !fs_.DurableContent(CheckpointPath())) {
+          // The removal finished (its checkpoint is gone): a new stream begins.
           zulip_.StartHistoryAgain();
+          ++history_restarts_;
+          logged_since_history_restart_.clear();
           Trace("world: reload adds the account back");
+        } else if (configured_) {
+          // The removal never finished (a kill -9, a failed commit): the account resumes its
+          // kept checkpoint, and its stream goes on.
+          Trace("world: reload adds the account back (its checkpoint was kept)");
         } else {
           removed_lost_queues_.insert(zulip_.queues_reported_lost().begin(),
                                       zulip_.queues_reported_lost().end());
@@ -528,6 +541,17 @@ class World {
              std::string(AccountStateName(state)) + ", not parked";
       return false;
     }
+    // Nothing the account's stream does not owe: history sent well before its first queue (the
+    // read-back may reach back to the margin before it) never reaches Kafka. Before a history
+    // restart every message in Kafka counts; after one, only those logged since.
+    for (int64_t id : history_restarts_ > 0 ? logged_since_history_restart_ : messages_in_kafka_) {
+      if (zulip_.HistorySentLongBefore(id, std::chrono::seconds(kBackfillRewindSeconds) + 5s)) {
+        *why = "message " + std::to_string(id) +
+               " is history sent long before the account's first queue, and it is in Kafka";
+        Fail(*why);
+        return false;
+      }
+    }
     const int64_t floor = zulip_.first_max_message_id().value_or(-1);
     const std::vector<int64_t> visible = zulip_.CommittedMessageIds(/*visible_only=*/true);
     for (int64_t id : zulip_.CommittedMessageIds()) {
@@ -592,6 +616,10 @@ class World {
   Clock::TimePoint long_outage_until_{};
   uint64_t crashes_ = 0;
   std::set<int64_t> messages_in_kafka_;
+  // Messages logged since the account was last added back (history started again), and how
+  // many times it was.
+  std::set<int64_t> logged_since_history_restart_;
+  uint64_t history_restarts_ = 0;
   std::set<std::pair<std::string, int64_t>> events_in_kafka_;
   std::set<std::string> gap_lost_queues_;
   std::deque<std::string> trace_;
