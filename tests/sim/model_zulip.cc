@@ -263,6 +263,7 @@ void ModelZulip::Serve(Handle handle) {
     int64_t max_id = committed.empty() ? -1 : committed.back();
     queues_[id].registered_max_message_id = max_id;
     queues_[id].registered_at = runtime_.Now();
+    registrations_[id] = {max_id, runtime_.Now()};
     std::string body = R"({"result":"success","msg":"","queue_id":")" + id +
                        R"(","last_event_id":-1,"zulip_version":"10.2","zulip_feature_level":)" +
                        std::to_string(kFeatureLevel) +
@@ -294,16 +295,19 @@ void ModelZulip::Serve(Handle handle) {
 void ModelZulip::ServeEvents(Handle handle, Transfer& t) {
   const std::string queue_id = Param(t.request, "queue_id");
   auto it = queues_.find(queue_id);
+  if (!first_max_message_id_) {
+    // The first queue the bridge polls (it made it durable first), lost already or not.
+    if (auto r = registrations_.find(queue_id); r != registrations_.end()) {
+      first_max_message_id_ = r->second.first;
+      first_registered_at_ = r->second.second;
+    }
+  }
   if (it == queues_.end()) {
     reported_lost_.insert(queue_id);
     Answer(handle, 400, ErrorBody("BAD_EVENT_QUEUE_ID", "Bad event queue ID: " + queue_id));
     return;
   }
   Queue& q = it->second;
-  if (!first_max_message_id_) {
-    first_max_message_id_ = q.registered_max_message_id;
-    first_registered_at_ = q.registered_at;
-  }
   const int64_t last = std::stoll(Param(t.request, "last_event_id"));
   if (last < q.newest_pruned) {
     violations_.push_back("GET /events on " + queue_id + " with last_event_id " +

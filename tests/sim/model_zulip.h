@@ -183,6 +183,8 @@ class ModelZulip final : public HttpTransport {
   int next_queue_ = 1;
   std::string newest_queue_;
   std::optional<int64_t> first_max_message_id_;
+  // Every queue ever registered: its max_message_id and when.
+  std::map<std::string, std::pair<int64_t, Clock::TimePoint>> registrations_;
   Clock::TimePoint first_registered_at_{};
   std::set<std::string> reported_lost_;
   std::map<Handle, Transfer> transfers_;

@@ -88,6 +88,9 @@ TEST(SimulationTest, SeedsThatOnceFoundABugKeepEveryPromise) {
                       "a configuration change during a pending backfill moved its anchor past "
                       "messages not yet read (review of #15)",
                       true},
+           Regression{102,
+                      "a batch read again after a refusal read another narrow's history below "
+                      "the floor's time (#15)"},
            Regression{23,
                       "a backfill pending from the oldest message read back from the newest "
                       "instead after a configuration change (review of #15)",
