@@ -458,6 +458,24 @@ class TwoNarrowZulip {
   std::vector<std::pair<int64_t, int64_t>> own_, public_;
 };
 
+// What one NextBatch handed back.
+struct BatchRead {
+  std::optional<BackfillBatch> batch;
+  ZulipOutcome outcome;
+};
+
+// Asks `recovery` for its next batch (server at feature level 400) and serves every GET
+// /messages it makes from `zulip`.
+BatchRead ReadBatch(GapRecovery& recovery, TwoNarrowZulip& zulip) {
+  BatchRead read;
+  recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
+    read.outcome = o;
+    read.batch = std::move(b);
+  });
+  zulip.ServeAll();
+  return read;
+}
+
 // An all_public_streams account whose own history has no message (or only recent ones) below
 // the anchor: its own narrow's read-back reaches the oldest message. With a history floor that
 // has a time, TakeRewindPage then anchors that narrow at -1 ("oldest"), and the backfill's anchor
@@ -480,38 +498,28 @@ TEST_F(GapRecoveryTest, ReviewRefusedFirstBatchDoesNotReadThePublicChannelsFromT
                         {140, long_ago},
                         {145, kSettledPollSeconds},
                         {160, kSettledPollSeconds}});
-  std::optional<BackfillBatch> batch;
-  ZulipOutcome outcome;
-  recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
-    outcome = o;
-    batch = std::move(b);
-  });
-  zulip.ServeAll();
-  ASSERT_TRUE(batch.has_value());
-  ASSERT_FALSE(batch->messages.empty());
-  EXPECT_EQ(*batch->messages.front().header.message_id, 145);
+  BatchRead read = ReadBatch(recovery, zulip);
+  ASSERT_TRUE(read.batch.has_value());
+  ASSERT_FALSE(read.batch->messages.empty());
+  EXPECT_EQ(*read.batch->messages.front().header.message_id, 145);
   // Kafka's queue is full: the first message is refused.
-  EXPECT_TRUE(recovery.ProduceBatch(
-      outcome, *batch, [](const BackfilledMessage&) { return BackfillProduce::kRefused; }));
+  EXPECT_TRUE(recovery.ProduceBatch(read.outcome, *read.batch, [](const BackfilledMessage&) {
+    return BackfillProduce::kRefused;
+  }));
   Checkpoint checkpoint;
   recovery.WriteTo(checkpoint);
   // Every message up to the anchor is in Kafka: the public narrow's read-back stopped at 140.
   EXPECT_GE(checkpoint.backfill_anchor_message_id, 100)
       << "the durable anchor fell to the oldest message";
   (void)recovery.TakeRetry();
-  batch.reset();
   zulip.asked.clear();
-  recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
-    outcome = o;
-    batch = std::move(b);
-  });
-  zulip.ServeAll();
-  ASSERT_TRUE(batch.has_value());
+  read = ReadBatch(recovery, zulip);
+  ASSERT_TRUE(read.batch.has_value());
   for (const auto& asked : zulip.asked) {
     EXPECT_FALSE(asked.is_public && asked.anchor == "oldest")
         << "the public channels are read from their oldest message";
   }
-  for (const BackfilledMessage& m : batch->messages) {
+  for (const BackfilledMessage& m : read.batch->messages) {
     EXPECT_GT(*m.header.message_id, 100) << "history before the first queue is published";
   }
 }
@@ -529,20 +537,12 @@ TEST_F(GapRecoveryTest, ReviewEmptyReadBackDoesNotLeaveTheAnchorAtTheOldestMessa
   ASSERT_TRUE(recovery.OnRegistered(Registered("q2", 100), -1, kSettledPollSeconds).has_value());
   const int64_t long_ago = kRegisteredAt - 86400;
   TwoNarrowZulip zulip(transport_, /*own=*/{}, /*public=*/{{5, long_ago}, {90, long_ago}});
-  std::optional<BackfillBatch> batch;
-  ZulipOutcome outcome;
-  auto ask = [&] {
-    batch.reset();
-    recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
-      outcome = o;
-      batch = std::move(b);
-    });
-    zulip.ServeAll();
-  };
+  BatchRead read;
+  auto ask = [&] { read = ReadBatch(recovery, zulip); };
   ask();
-  ASSERT_TRUE(batch.has_value());
-  EXPECT_TRUE(batch->messages.empty());
-  EXPECT_TRUE(recovery.ProduceBatch(outcome, *batch, HandedOver));
+  ASSERT_TRUE(read.batch.has_value());
+  EXPECT_TRUE(read.batch->messages.empty());
+  EXPECT_TRUE(recovery.ProduceBatch(read.outcome, *read.batch, HandedOver));
   EXPECT_FALSE(recovery.active());
   Checkpoint checkpoint;
   recovery.WriteTo(checkpoint);
@@ -554,8 +554,8 @@ TEST_F(GapRecoveryTest, ReviewEmptyReadBackDoesNotLeaveTheAnchorAtTheOldestMessa
   ASSERT_TRUE(
       recovery.OnRegistered(Registered("q3", 100), -1, kSettledPollSeconds + 3600).has_value());
   ask();
-  ASSERT_TRUE(batch.has_value());
-  for (const BackfilledMessage& m : batch->messages) {
+  ASSERT_TRUE(read.batch.has_value());
+  for (const BackfilledMessage& m : read.batch->messages) {
     EXPECT_GT(*m.header.message_id, 100)
         << "message " << *m.header.message_id
         << ", sent a day before the first queue, is published after the second gap";
@@ -578,28 +578,21 @@ TEST_F(GapRecoveryTest, ABatchReadAgainFromALowerNarrowsAnchorPublishesNoHistory
   const int64_t long_ago = kRegisteredAt - 86400;
   TwoNarrowZulip zulip(transport_, /*own=*/{{60, long_ago}, {80, kRegisteredAt - 10}},
                        /*public=*/{{70, long_ago}, {145, kRegisteredAt + 30}});
-  std::optional<BackfillBatch> batch;
-  ZulipOutcome outcome;
-  auto ask = [&] {
-    batch.reset();
-    recovery.NextBatch(400, [&](const ZulipOutcome& o, BackfillBatch b) {
-      outcome = o;
-      batch = std::move(b);
-    });
-    zulip.ServeAll();
-  };
+  BatchRead read;
+  auto ask = [&] { read = ReadBatch(recovery, zulip); };
   ask();
-  ASSERT_TRUE(batch.has_value());
-  ASSERT_FALSE(batch->messages.empty());
-  EXPECT_EQ(*batch->messages.front().header.message_id, 80);
+  ASSERT_TRUE(read.batch.has_value());
+  ASSERT_FALSE(read.batch->messages.empty());
+  EXPECT_EQ(*read.batch->messages.front().header.message_id, 80);
   // Kafka's queue is full: the first message is refused, and the batch is read again.
-  EXPECT_TRUE(recovery.ProduceBatch(
-      outcome, *batch, [](const BackfilledMessage&) { return BackfillProduce::kRefused; }));
+  EXPECT_TRUE(recovery.ProduceBatch(read.outcome, *read.batch, [](const BackfilledMessage&) {
+    return BackfillProduce::kRefused;
+  }));
   (void)recovery.TakeRetry();
   ask();
-  ASSERT_TRUE(batch.has_value());
+  ASSERT_TRUE(read.batch.has_value());
   std::vector<int64_t> ids;
-  for (const BackfilledMessage& m : batch->messages) ids.push_back(*m.header.message_id);
+  for (const BackfilledMessage& m : read.batch->messages) ids.push_back(*m.header.message_id);
   EXPECT_EQ(ids, (std::vector<int64_t>{80, 145})) << "70 is history the floor leaves out";
 }
 
