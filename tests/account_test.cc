@@ -362,6 +362,13 @@ class AccountTest : public ::testing::Test {
     return s;
   }
 
+  // The records the fake publisher held are gone with the process that produced them (a stop or a
+  // kill -9): no report will come for them.
+  void ForgetHeldRecords() {
+    std::lock_guard lock(reports_mu_);
+    held_.clear();
+  }
+
   // A first start (no checkpoint) registers `queue` with `max_message_id` and polls it.
   void FirstStartRegisters(const std::string& queue, int64_t max_message_id) {
     MakeAccount();
@@ -875,10 +882,7 @@ TEST_F(AccountTest, AStopWithALowerMessageUnacknowledgedPublishesItAgainAfterThe
   EXPECT_EQ(saved->last_published_message_id, 101);
 
   OnLoop([&] { account_.reset(); });
-  {
-    std::lock_guard lock(reports_mu_);
-    held_.clear();
-  }
+  ForgetHeldRecords();
   MakeAccount();
   Start(*saved);
   ASSERT_EQ(LastCall().endpoint, "events");
@@ -995,10 +999,7 @@ TEST_F(AccountTest, AGapRecordKafkaHadNotAcknowledgedIsPublishedAfterARestart) {
   ASSERT_EQ(saved->pending_gap_records.size(), 1u);
 
   OnLoop([&] { account_.reset(); });
-  {
-    std::lock_guard lock(reports_mu_);
-    held_.clear();
-  }
+  ForgetHeldRecords();
   MakeAccount();
   Start(*saved);
   ASSERT_TRUE(WaitForReports(1)) << "the gap record was not produced again";
@@ -1828,10 +1829,7 @@ TEST_F(AccountTest, ReviewAConfigurationChangeDuringABackfillKeepsItsReadBack) {
   ASSERT_EQ(saved->backfill_rewind_to_unix_seconds, kWallStart - 300);
 
   OnLoop([&] { account_.reset(); });
-  {
-    std::lock_guard lock(reports_mu_);
-    held_.clear();
-  }
+  ForgetHeldRecords();
   config_.apply_markdown = !config_.apply_markdown;
   MakeAccount();
   const size_t before = CallCount();
@@ -1943,10 +1941,7 @@ TEST_F(AccountTest, ReviewAMessageBelowTheFirstMaxMessageIdThatTheFirstQueueDeli
     ASSERT_THAT(store_->Commit(), IsOk());
     account_.reset();
   });
-  {
-    std::lock_guard lock(reports_mu_);
-    held_.clear();
-  }
+  ForgetHeldRecords();
   StatusOr<Checkpoint> saved = store_->Load(kAccount);
   ASSERT_THAT(saved, IsOk());
   EXPECT_EQ(saved->watermark, -1);
@@ -1975,10 +1970,7 @@ TEST_F(AccountTest, AMessageBelowTheFloorThatTheFirstQueueDeliveredSurvivesAKill
   ASSERT_TRUE(WaitForReports(1));
   // kill -9: nothing more is made durable; what Kafka had in flight is gone.
   OnLoop([&] { account_.reset(); });
-  {
-    std::lock_guard lock(reports_mu_);
-    held_.clear();
-  }
+  ForgetHeldRecords();
   StatusOr<Checkpoint> saved = store_->Load(kAccount);
   ASSERT_THAT(saved, IsOk());
   ASSERT_EQ(saved->history_floor_message_id, 100) << "nothing but the registration is durable";
