@@ -9,8 +9,8 @@
 #include <fstream>
 #include <string>
 
-#include "daemon/checkpoint_store.h"
-#include "daemon/fs.h"
+#include "daemon/base/fs.h"
+#include "daemon/state/checkpoint_store.h"
 
 namespace zb {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/event_splitter.h"
+#include "daemon/zulip/event_splitter.h"
 
 namespace zb {
 namespace {

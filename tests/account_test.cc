@@ -5,7 +5,7 @@
 // account asks (once per loop turn) and hands delivery reports to the account, but only when
 // the test says so, so that it can hold Kafka's acknowledgements back and check that nothing
 // is acknowledged to Zulip before them.
-#include "daemon/account.h"
+#include "daemon/pipeline/account.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -26,10 +26,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "daemon/event_loop.h"
-#include "daemon/fs.h"
-#include "daemon/kafka_publisher.h"
-#include "daemon/log.h"
+#include "daemon/base/event_loop.h"
+#include "daemon/base/fs.h"
+#include "daemon/base/log.h"
+#include "daemon/kafka/kafka_publisher.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_transport.h"
 #include "tests/fakes/faulty_fs.h"

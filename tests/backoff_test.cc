@@ -1,4 +1,4 @@
-#include "daemon/backoff.h"
+#include "daemon/base/backoff.h"
 
 #include <chrono>
 #include <set>

@@ -1,4 +1,4 @@
-#include "daemon/checkpoint_store.h"
+#include "daemon/state/checkpoint_store.h"
 
 #include <sys/stat.h>
 

@@ -1,6 +1,6 @@
 // LoadConfig: the table of broken configurations with the exact message each one gets, the
 // good configurations (every credential source, zuliprc variants, ${ENV}), and redaction.
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 
 #include <sys/stat.h>
 

@@ -1,5 +1,5 @@
 // The control topic's records: their JSON, as consumers read it.
-#include "daemon/control_record.h"
+#include "daemon/pipeline/control_record.h"
 
 #include <rapidjson/document.h>
 

@@ -2,7 +2,7 @@
 // a raw socket server for the misbehaviours httplib won't produce (a body cut short).
 #include <httplib.h>
 
-#include "daemon/curl_transport.h"
+#include "daemon/zulip/curl_transport.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -2,7 +2,7 @@
 // Each test fails if its property breaks: a record that does not come back byte for byte, a
 // failed sync that leaves a line behind (or reports OK), the cap not holding, an append lost or
 // doubled while a replay renames the spool, a leftover replaying file not taken first.
-#include "daemon/dead_letter_spool.h"
+#include "daemon/state/dead_letter_spool.h"
 
 #include <rapidjson/document.h>
 
@@ -21,7 +21,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "daemon/replay_dead_letters.h"
+#include "daemon/ops/replay_dead_letters.h"
 #include "tests/fakes/faulty_fs.h"
 #include "tests/fakes/mock_kafka_cluster.h"
 #include "tests/test_support.h"

@@ -1,4 +1,4 @@
-#include "daemon/decommission.h"
+#include "daemon/ops/decommission.h"
 
 #include <httplib.h>
 
@@ -8,8 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "daemon/checkpoint_store.h"
-#include "daemon/state_dir_lock.h"
+#include "daemon/state/checkpoint_store.h"
+#include "daemon/state/state_dir_lock.h"
 #include "tests/fake_zulip/fake_zulip_server.h"
 #include "tests/test_support.h"
 

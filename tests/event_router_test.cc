@@ -1,4 +1,4 @@
-#include "daemon/event_router.h"
+#include "daemon/pipeline/event_router.h"
 
 #include <string>
 #include <utility>

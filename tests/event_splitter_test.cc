@@ -1,4 +1,4 @@
-#include "daemon/event_splitter.h"
+#include "daemon/zulip/event_splitter.h"
 
 #include <charconv>
 #include <fstream>

@@ -3,7 +3,7 @@
 // the checkpoint, the gap record it hands back and the GET /messages its MessageBackfill asks. The
 // produce step is the test's: it says for each message whether it was handed over, skipped or
 // refused, and settles records when it likes.
-#include "daemon/gap_recovery.h"
+#include "daemon/pipeline/gap_recovery.h"
 
 #include <optional>
 #include <string>
@@ -13,7 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "daemon/metrics.h"
+#include "daemon/base/metrics.h"
 #include "tests/fakes/fake_http_transport.h"
 
 namespace zb {

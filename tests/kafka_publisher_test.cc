@@ -1,7 +1,7 @@
 // KafkaPublisher against librdkafka's mock cluster (in-process brokers on loopback): the
 // fault-injection cases a real broker cannot stage on demand. The real broker is exercised in
 // tests/integration/kafka_publisher_test.cc.
-#include "daemon/kafka_publisher.h"
+#include "daemon/kafka/kafka_publisher.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>

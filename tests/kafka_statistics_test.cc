@@ -1,4 +1,4 @@
-#include "daemon/kafka_statistics.h"
+#include "daemon/kafka/kafka_statistics.h"
 
 #include <fstream>
 #include <sstream>

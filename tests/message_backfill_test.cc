@@ -1,4 +1,4 @@
-#include "daemon/message_backfill.h"
+#include "daemon/zulip/message_backfill.h"
 
 #include <rapidjson/document.h>
 
@@ -12,9 +12,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "daemon/clock.h"
-#include "daemon/curl_transport.h"
-#include "daemon/event_loop.h"
+#include "daemon/base/clock.h"
+#include "daemon/base/event_loop.h"
+#include "daemon/zulip/curl_transport.h"
 #include "tests/fake_zulip/fake_zulip_server.h"
 #include "tests/test_support.h"
 

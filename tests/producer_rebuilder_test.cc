@@ -1,6 +1,6 @@
 // ProducerRebuilder with a real KafkaPublisher against librdkafka's mock cluster, on a real
 // event loop: what the supervisor does after a fatal producer error.
-#include "daemon/producer_rebuilder.h"
+#include "daemon/kafka/producer_rebuilder.h"
 
 #include <atomic>
 #include <chrono>
@@ -14,10 +14,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "daemon/clock.h"
-#include "daemon/event_loop.h"
-#include "daemon/kafka_publisher.h"
-#include "daemon/metrics.h"
+#include "daemon/base/clock.h"
+#include "daemon/base/event_loop.h"
+#include "daemon/base/metrics.h"
+#include "daemon/kafka/kafka_publisher.h"
 #include "tests/fakes/mock_kafka_cluster.h"
 #include "tests/test_support.h"
 

@@ -1,6 +1,6 @@
 // What `zulip-bridge reload` reads from /readyz: whom to signal and how the last reload went.
 // Fails when a field is misread or a body without them is taken for a daemon that can reload.
-#include "daemon/reload_command.h"
+#include "daemon/ops/reload_command.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

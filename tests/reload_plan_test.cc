@@ -1,6 +1,6 @@
 // The reload plan as a table: a running configuration, its accounts, a new configuration, and
 // what each account is to do. No clock, no disk, no accounts.
-#include "daemon/reload_plan.h"
+#include "daemon/config/reload_plan.h"
 
 #include <string>
 #include <vector>

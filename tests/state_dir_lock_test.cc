@@ -1,4 +1,4 @@
-#include "daemon/state_dir_lock.h"
+#include "daemon/state/state_dir_lock.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

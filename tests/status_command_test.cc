@@ -1,4 +1,4 @@
-#include "daemon/status_command.h"
+#include "daemon/ops/status_command.h"
 
 #include <httplib.h>
 #include <netinet/in.h>

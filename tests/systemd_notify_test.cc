@@ -1,4 +1,4 @@
-#include "daemon/systemd_notify.h"
+#include "daemon/process/systemd_notify.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>

@@ -10,7 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "daemon/status.h"
+#include "daemon/base/status.h"
 
 namespace zb::testing {
 

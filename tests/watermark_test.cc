@@ -1,4 +1,4 @@
-#include "daemon/watermark.h"
+#include "daemon/pipeline/watermark.h"
 
 #include <algorithm>
 #include <random>

@@ -3,14 +3,14 @@
 // against an in-process cpp-httplib server through CurlTransport.
 #include <httplib.h>
 
-#include "daemon/zulip_client.h"
+#include "daemon/zulip/zulip_client.h"
 
 #include <atomic>
 #include <thread>
 
 #include <gtest/gtest.h>
 
-#include "daemon/curl_transport.h"
+#include "daemon/zulip/curl_transport.h"
 #include "tests/fakes/fake_http_transport.h"
 #include "tests/test_support.h"
 

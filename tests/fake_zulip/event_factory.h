@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/status.h"
+#include "daemon/base/status.h"
 #include "tests/fake_zulip/event_queue.h"
 
 namespace zb::fake_zulip {

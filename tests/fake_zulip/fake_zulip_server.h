@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/status.h"
+#include "daemon/base/status.h"
 #include "tests/fake_zulip/fake_clock.h"
 #include "tests/fake_zulip/zulip_core.h"
 

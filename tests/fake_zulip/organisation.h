@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/status.h"
+#include "daemon/base/status.h"
 
 namespace zb::fake_zulip {
 

@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/status.h"
+#include "daemon/base/status.h"
 
 namespace zb::fake_zulip {
 

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/status.h"
+#include "daemon/base/status.h"
 #include "tests/fake_zulip/event_factory.h"
 #include "tests/fake_zulip/event_queue.h"
 #include "tests/fake_zulip/fake_clock.h"

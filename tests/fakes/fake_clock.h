@@ -6,7 +6,7 @@
 
 #include <mutex>
 
-#include "daemon/clock.h"
+#include "daemon/base/clock.h"
 
 namespace zb::testing {
 

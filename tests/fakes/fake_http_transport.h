@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/http_transport.h"
+#include "daemon/zulip/http_transport.h"
 
 namespace zb::testing {
 

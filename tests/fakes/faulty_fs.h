@@ -8,7 +8,7 @@
 #include <mutex>
 #include <string>
 
-#include "daemon/fs.h"
+#include "daemon/base/fs.h"
 
 namespace zb::testing {
 

@@ -17,8 +17,8 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/dead_letter_spool.h"
-#include "daemon/status.h"
+#include "daemon/base/status.h"
+#include "daemon/state/dead_letter_spool.h"
 #include "tests/integration/bridge_harness.h"
 #include "tests/test_support.h"
 

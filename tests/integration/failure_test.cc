@@ -27,15 +27,15 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
-#include "daemon/account.h"
-#include "daemon/checkpoint_store.h"
-#include "daemon/clock.h"
-#include "daemon/curl_transport.h"
-#include "daemon/dead_letter_spool.h"
-#include "daemon/event_loop.h"
-#include "daemon/fs.h"
-#include "daemon/kafka_publisher.h"
-#include "daemon/metrics.h"
+#include "daemon/base/clock.h"
+#include "daemon/base/event_loop.h"
+#include "daemon/base/fs.h"
+#include "daemon/base/metrics.h"
+#include "daemon/kafka/kafka_publisher.h"
+#include "daemon/pipeline/account.h"
+#include "daemon/state/checkpoint_store.h"
+#include "daemon/state/dead_letter_spool.h"
+#include "daemon/zulip/curl_transport.h"
 #include "tests/integration/bridge_harness.h"
 #include "tests/test_support.h"
 

@@ -1,7 +1,7 @@
 // KafkaPublisher against the real broker the test command starts (ZB_KAFKA_BROKERS): records
 // land with their exact bytes, key, headers and timestamp; every token comes back; a record the
 // broker will not take is classified permanent and the producer goes on.
-#include "daemon/kafka_publisher.h"
+#include "daemon/kafka/kafka_publisher.h"
 
 #include <librdkafka/rdkafka.h>
 

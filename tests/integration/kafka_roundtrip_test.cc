@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/version.h"
+#include "daemon/base/version.h"
 #include "tests/test_support.h"
 
 namespace zb {

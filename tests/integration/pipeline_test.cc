@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
-#include "daemon/version.h"
+#include "daemon/base/version.h"
 #include "tests/integration/bridge_harness.h"
 #include "tests/test_support.h"
 

@@ -1,6 +1,6 @@
 // AccountFleet on its own (review 2 of #15): the fleet on the simulation's runtime, model Kafka
 // and file system, with a scripted Zulip (FakeHttpTransport) that records every call.
-#include "daemon/account_fleet.h"
+#include "daemon/pipeline/account_fleet.h"
 
 #include <chrono>
 #include <memory>
@@ -10,10 +10,10 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/checkpoint_store.h"
-#include "daemon/dead_letter_spool.h"
-#include "daemon/fs.h"
-#include "daemon/metrics.h"
+#include "daemon/base/fs.h"
+#include "daemon/base/metrics.h"
+#include "daemon/state/checkpoint_store.h"
+#include "daemon/state/dead_letter_spool.h"
 #include "tests/fakes/fake_http_transport.h"
 #include "tests/sim/model_kafka.h"
 #include "tests/sim/sim_fs.h"

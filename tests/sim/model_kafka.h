@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/publisher.h"
+#include "daemon/kafka/publisher.h"
 #include "tests/sim/sim_runtime.h"
 
 namespace zb::sim {

@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/http_transport.h"
+#include "daemon/zulip/http_transport.h"
 #include "tests/sim/sim_runtime.h"
 
 namespace zb::sim {

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/fs.h"
+#include "daemon/base/fs.h"
 
 namespace zb::sim {
 

@@ -16,8 +16,8 @@
 #include <unordered_set>
 #include <utility>
 
-#include "daemon/clock.h"
-#include "daemon/scheduler.h"
+#include "daemon/base/clock.h"
+#include "daemon/base/scheduler.h"
 
 namespace zb::sim {
 
