@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/config/zulip_site.h"
 #include "daemon/zulip/curl_transport.h"
 #include "tests/fakes/fake_http_transport.h"
 #include "tests/test_support.h"
@@ -41,14 +42,14 @@ HttpResult Result(int status, std::string body, HttpResponseHead head = {}) {
 }
 
 TEST(ZulipClientTest, NormalisesTheSiteAsThePythonBindingsDo) {
-  EXPECT_EQ(NormaliseZulipSite("chat.example.com"), "https://chat.example.com/api/");
-  EXPECT_EQ(NormaliseZulipSite("chat.example.com/"), "https://chat.example.com/api/");
-  EXPECT_EQ(NormaliseZulipSite("https://chat.example.com//"), "https://chat.example.com/api/");
-  EXPECT_EQ(NormaliseZulipSite("http://10.0.0.1:9991"), "http://10.0.0.1:9991/api/");
-  EXPECT_EQ(NormaliseZulipSite("localhost:9991"), "http://localhost:9991/api/");
-  EXPECT_EQ(NormaliseZulipSite("https://x.zulipchat.com/api"), "https://x.zulipchat.com/api/");
-  EXPECT_EQ(NormaliseZulipSite("https://x.zulipchat.com/api/"), "https://x.zulipchat.com/api/");
-  EXPECT_EQ(NormaliseZulipSite("https://example.com/zulip"), "https://example.com/zulip/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("chat.example.com"), "https://chat.example.com/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("chat.example.com/"), "https://chat.example.com/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("https://chat.example.com//"), "https://chat.example.com/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("http://10.0.0.1:9991"), "http://10.0.0.1:9991/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("localhost:9991"), "http://localhost:9991/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("https://x.zulipchat.com/api"), "https://x.zulipchat.com/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("https://x.zulipchat.com/api/"), "https://x.zulipchat.com/api/");
+  EXPECT_EQ(ZulipApiBaseUrl("https://example.com/zulip"), "https://example.com/zulip/api/");
 }
 
 TEST(ZulipClientTest, SuccessIsOk) {

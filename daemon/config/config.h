@@ -2,8 +2,23 @@
 // --config names, with every default applied, every credential resolved and every rule of
 // docs/configuration.md checked. config/zulip-bridge.example.yaml documents each key once.
 //
-// These are values: build them once at startup (or on reload), then share them read-only; no
-// locking is needed. config.cc is the only translation unit that includes yaml-cpp.
+// These are values: LoadConfig builds them on the main thread, once at startup and again on
+// each reload; then they are shared read-only, so no locking is needed. Only the loader's files
+// in daemon/config/ include yaml-cpp; this header and the ones it includes do not.
+//
+// This header is what other layers include: the data types, LoadConfig, and (through the
+// headers below) the rules they share with the loader. The loader inside daemon/config/, with
+// dependencies going one way, top first:
+//   config.cc             LoadConfig: reads the file, visits the top-level keys in order
+//   account_section.h     accounts:       kafka_section.h   kafka:
+//   daemon_section.h      state_dir, http, log, metrics, retry, dead_letter
+//   credentials.h         ${ENV}, paths, credential files, zuliprc, API keys
+//   diagnostics.h         reading YAML values, "<file>:<line>:<col>: <key.path>: ..." messages
+// and beside it, public and free of YAML:
+//   render_config.h       RenderConfig (--check-config's output), IsSensitiveKafkaProperty
+//   topic_template.h      {type}/{account} expansion and checks, CheckTopicName
+//   zulip_site.h          NormalizeSite, ZulipApiBaseUrl (python-zulip-api's rule)
+//   event_types.h         KnownEventTypes
 #ifndef ZB_DAEMON_CONFIG_CONFIG_H_
 #define ZB_DAEMON_CONFIG_CONFIG_H_
 
@@ -19,6 +34,10 @@
 
 #include "daemon/base/log.h"  // LogLevel, LogFormat
 #include "daemon/base/status.h"
+#include "daemon/config/event_types.h"     // KnownEventTypes
+#include "daemon/config/render_config.h"   // RenderConfig, IsSensitiveKafkaProperty
+#include "daemon/config/topic_template.h"  // CheckTopicName
+#include "daemon/config/zulip_site.h"      // NormalizeSite
 
 namespace zb {
 
@@ -49,7 +68,7 @@ enum class KeyChoice { kAccount, kConversation };
 struct KafkaConfig {
   // bootstrap.servers, one "host:port" per element.
   std::vector<std::string> brokers;
-  // Topic for an event; placeholders {type} and {account}.
+  // Topic for an event; placeholders {type} and {account} (topic_template.h).
   std::string topic_template = "zulip.{type}";
   // Per event type overrides of topic_template (same placeholders).
   std::map<std::string, std::string, std::less<>> topics;
@@ -134,8 +153,8 @@ enum class CredentialSource { kZuliprc, kApiKeyFile, kApiKey, kSystemdCredential
 struct AccountConfig {
   // [A-Za-z0-9._-]{1,64}, not "." or "..": used in file names and Kafka keys and headers.
   std::string name;
-  // Normalised as Zulip's Python bindings do, without the "/api" suffix and without a
-  // trailing slash, e.g. "https://chat.example.com".
+  // NormalizeSite (zulip_site.h): normalised as Zulip's Python bindings do, without the "/api"
+  // suffix and without a trailing slash, e.g. "https://chat.example.com".
   std::string site;
   std::string email;
   Secret api_key;
@@ -188,24 +207,6 @@ EnvLookup ProcessEnv();
 // what was expected>", and never a secret. IOError: the file itself cannot be read.
 StatusOr<Config> LoadConfig(const std::string& path, const EnvLookup& env);
 StatusOr<Config> LoadConfig(const std::string& path);
-
-// The effective configuration as YAML (what --check-config prints): every key with its
-// value after defaults, with the API keys and sensitive librdkafka properties redacted.
-std::string RenderConfig(const Config& config);
-
-// True for librdkafka properties whose value must never be printed: those librdkafka itself
-// marks sensitive, and any name containing "password" or "secret".
-bool IsSensitiveKafkaProperty(std::string_view name);
-
-// OK if `topic` is a valid Kafka topic name: 1..249 of [a-zA-Z0-9._-], not "." or "..".
-Status CheckTopicName(std::string_view topic);
-
-// Zulip's site normalisation (python-zulip-api): "localhost..." gets http://, anything
-// without "http" gets https://; trailing slashes and a trailing "/api" are removed.
-std::string NormalizeSite(std::string_view site);
-
-// The event types Zulip documents for GET /events (FACTS.md section 6).
-const std::vector<std::string_view>& KnownEventTypes();
 
 }  // namespace zb
 

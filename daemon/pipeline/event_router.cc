@@ -2,29 +2,10 @@
 
 #include <charconv>
 
+#include "daemon/config/topic_template.h"
+
 namespace zb {
 namespace {
-
-constexpr std::string_view kTypeVar = "{type}";
-constexpr std::string_view kAccountVar = "{account}";
-
-std::string Expand(std::string_view pattern, std::string_view type, std::string_view account) {
-  std::string out;
-  out.reserve(pattern.size() + type.size() + account.size());
-  size_t i = 0;
-  while (i < pattern.size()) {
-    if (pattern.substr(i).starts_with(kTypeVar)) {
-      out += type;
-      i += kTypeVar.size();
-    } else if (pattern.substr(i).starts_with(kAccountVar)) {
-      out += account;
-      i += kAccountVar.size();
-    } else {
-      out += pattern[i++];
-    }
-  }
-  return out;
-}
 
 void AppendInt(std::string& out, int64_t value) {
   char buf[24];
@@ -56,14 +37,14 @@ std::string_view EventRouter::TopicFor(std::string_view type, std::string_view a
       override_it == options_.topic_overrides.end() ? options_.topic_template : override_it->second;
   // Most templates don't name the account: then one entry per type serves every account.
   std::string cache_key;
-  if (pattern.find(kAccountVar) != std::string::npos) {
+  if (TopicNamesAccount(pattern)) {
     cache_key.reserve(account.size() + 1 + type.size());
     cache_key.append(account).push_back('\0');
   }
   cache_key.append(type);
   auto it = topic_cache_.find(cache_key);
   if (it == topic_cache_.end()) {
-    it = topic_cache_.emplace(std::move(cache_key), Expand(pattern, type, account)).first;
+    it = topic_cache_.emplace(std::move(cache_key), ExpandTopic(pattern, type, account)).first;
   }
   return it->second;
 }

@@ -34,7 +34,7 @@ enum class KeyMode {
 
 struct EventRouterOptions {
   // kafka.topic_template: "{type}" becomes the event type, "{account}" the account name; any
-  // other text is kept as written.
+  // other text is kept as written (ExpandTopic, config/topic_template.h).
   std::string topic_template = "zulip.{type}";
   // Per-type topics, which win over the template; they may use {type} and {account} too.
   std::map<std::string, std::string, std::less<>> topic_overrides;

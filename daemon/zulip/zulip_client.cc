@@ -9,6 +9,7 @@
 
 #include "daemon/base/backoff.h"
 #include "daemon/base/json_parse.h"
+#include "daemon/config/zulip_site.h"
 
 namespace zb {
 
@@ -154,19 +155,6 @@ std::string_view ZulipErrorKindName(ZulipErrorKind kind) {
   return "unknown";
 }
 
-std::string NormaliseZulipSite(std::string_view site) {
-  std::string url(site);
-  if (url.starts_with("localhost")) {
-    url = "http://" + url;
-  } else if (!url.starts_with("http")) {
-    url = "https://" + url;
-  }
-  while (url.ends_with('/')) url.pop_back();
-  if (!url.ends_with("/api")) url += "/api";
-  url += '/';
-  return url;
-}
-
 ZulipOutcome ClassifyZulipResponse(ZulipEndpoint endpoint, const HttpResult& result) {
   ZulipOutcome outcome;
   outcome.http_status = result.head.status;
@@ -236,7 +224,7 @@ ZulipOutcome ClassifyZulipResponse(ZulipEndpoint endpoint, const HttpResult& res
 ZulipClient::ZulipClient(HttpTransport& transport, ZulipClientOptions options)
     : transport_(transport),
       options_(std::move(options)),
-      base_url_(NormaliseZulipSite(options_.site)) {}
+      base_url_(ZulipApiBaseUrl(options_.site)) {}
 
 HttpRequest ZulipClient::NewRequest(HttpMethod method, std::string_view endpoint) const {
   HttpRequest request;

@@ -1,10 +1,11 @@
 // ZulipClient: Zulip's REST calls that the bridge makes, and what their answers mean.
 //
-// It builds the requests (URL from the site as python-zulip-api normalises it, HTTP Basic
-// with email and API key, parameters as JSON-valued form fields or query parameters) and
-// classifies every answer into one ZulipErrorKind, so that an account decides what to do from
-// one value: back off and retry, wait as the server asked, park, or re-register. See
-// shared/zulip-api/FACTS.md §1.1 (site), §2 (endpoints) and §4 (errors).
+// It builds the requests (URL from the site as python-zulip-api normalises it, in
+// config/zulip_site.h; HTTP Basic with email and API key; parameters as JSON-valued form
+// fields or query parameters) and classifies every answer into one ZulipErrorKind, so that an
+// account decides what to do from one value: back off and retry, wait as the server asked,
+// park, or re-register. See shared/zulip-api/FACTS.md §1.1 (site), §2 (endpoints) and §4
+// (errors).
 //
 // Threads: like HttpTransport, every method is called on the event loop thread and every
 // callback runs there, never from inside the method that started the call.
@@ -143,11 +144,6 @@ struct ZulipClientOptions {
   size_t max_response_body = 256u << 20;
 };
 
-// The site normalised as python-zulip-api does (FACTS §1.1): "localhost..." gets http://,
-// anything else not starting with "http" gets https://, trailing slashes go, "/api" is
-// appended unless present, then "/". Request URLs are this + "v1/<endpoint>".
-std::string NormaliseZulipSite(std::string_view site);
-
 enum class ZulipEndpoint { kServerSettings, kRegister, kGetEvents, kDeleteQueue, kGetMessages };
 
 // Classifies one finished HTTP exchange (see ZulipErrorKind). `result.body` is the buffered
@@ -164,7 +160,8 @@ class ZulipClient {
   ZulipClient(const ZulipClient&) = delete;
   ZulipClient& operator=(const ZulipClient&) = delete;
 
-  // The base URL every request starts with, e.g. "https://chat.example.com/api/".
+  // The base URL every request starts with, e.g. "https://chat.example.com/api/": the site
+  // through ZulipApiBaseUrl (config/zulip_site.h); request URLs are this + "v1/<endpoint>".
   const std::string& base_url() const { return base_url_; }
 
   // GET /server_settings: the server's version and feature level.
