@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -316,15 +315,7 @@ class AccountTest : public ::testing::Test {
   }
 
   // Runs `fn` on the loop thread and waits for it.
-  void OnLoop(std::function<void()> fn) {
-    std::promise<void> done;
-    std::future<void> finished = done.get_future();
-    loop_->Post([&] {
-      fn();
-      done.set_value();
-    });
-    ASSERT_EQ(finished.wait_for(kWait), std::future_status::ready) << "the loop is stuck";
-  }
+  void OnLoop(std::function<void()> fn) { ::zb::testing::RunOnLoop(*loop_, std::move(fn), kWait); }
 
   // Lets the loop run what is due: scripted HTTP answers, posted commits, due timers (a post
   // wakes the loop, and each turn runs due timers before posted tasks).

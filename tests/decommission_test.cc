@@ -10,7 +10,7 @@
 
 #include "daemon/state/checkpoint_store.h"
 #include "daemon/state/state_dir_lock.h"
-#include "tests/fake_zulip/fake_zulip_server.h"
+#include "tests/fake_zulip_fixture.h"
 #include "tests/test_support.h"
 
 namespace zb {
@@ -26,21 +26,9 @@ constexpr char kKey[] = "retiredKey456789abcdefghijklmnop";
 class DecommissionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StatusOr<std::unique_ptr<fake_zulip::FakeZulipServer>> server =
-        fake_zulip::FakeZulipServer::Start({});
-    ASSERT_THAT(server.status(), IsOk());
-    zulip_ = std::move(*server);
-    fake_zulip::FakeUser user;
-    user.email = kEmail;
-    user.api_key = kKey;
-    ASSERT_THAT(zulip_->AddUser(user).status(), IsOk());
+    ASSERT_THAT(zulip_.Start(kEmail, kKey), IsOk());
     config_.state_dir = dir_.path();
-    AccountConfig account;
-    account.name = "retired";
-    account.site = zulip_->url();
-    account.email = kEmail;
-    account.api_key = Secret(kKey);
-    config_.accounts.push_back(account);
+    config_.accounts.push_back(zulip_.Account("retired"));
   }
 
   // Registers a queue for the user as the daemon would have; returns its id.
@@ -78,7 +66,7 @@ class DecommissionTest : public ::testing::Test {
   zb::testing::TempDir dir_;
   PosixFs fs_;
   Config config_;
-  std::unique_ptr<fake_zulip::FakeZulipServer> zulip_;
+  zb::testing::InProcessZulip zulip_;
 };
 
 TEST_F(DecommissionTest, DeletesTheZulipQueueThenTheCheckpoint) {

@@ -39,12 +39,7 @@ class LoopThread {
   EventLoop& loop() { return *loop_; }
   // Runs `f` on the loop thread and waits for it.
   void RunOnLoop(std::function<void()> f) {
-    std::atomic<bool> done{false};
-    loop_->Post([&] {
-      f();
-      done = true;
-    });
-    ASSERT_TRUE(WaitFor([&] { return done.load(); }, seconds(10)));
+    ::zb::testing::RunOnLoop(*loop_, std::move(f), seconds(10));
   }
   Status run_status_;
 

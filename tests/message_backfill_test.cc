@@ -15,7 +15,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/base/event_loop.h"
 #include "daemon/zulip/curl_transport.h"
-#include "tests/fake_zulip/fake_zulip_server.h"
+#include "tests/fake_zulip_fixture.h"
 #include "tests/test_support.h"
 
 namespace zb {
@@ -37,14 +37,7 @@ std::vector<int64_t> Ids(const fake_zulip::SendMessageResult& sent) {
 class MessageBackfillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StatusOr<std::unique_ptr<fake_zulip::FakeZulipServer>> server =
-        fake_zulip::FakeZulipServer::Start({});
-    ASSERT_THAT(server.status(), IsOk());
-    zulip_ = std::move(*server);
-    fake_zulip::FakeUser bot;
-    bot.email = kBot;
-    bot.api_key = kKey;
-    ASSERT_THAT(zulip_->AddUser(bot).status(), IsOk());  // in Denmark, Scotland, Verona
+    ASSERT_THAT(zulip_.Start(kBot, kKey), IsOk());  // the bot is in Denmark, Scotland, Verona
     ASSERT_THAT(zulip_->AddChannel("lonely", false, {}).status(), IsOk());
     ASSERT_THAT(zulip_->AddChannel("secret", true, {kBot, "iago@zulip.com"}).status(), IsOk());
     ASSERT_THAT(zulip_->AddChannel("hidden", true, {"iago@zulip.com"}).status(), IsOk());
@@ -74,11 +67,7 @@ class MessageBackfillTest : public ::testing::Test {
     StatusOr<std::unique_ptr<CurlTransport>> transport = CurlTransport::Create(*loop_);
     ASSERT_THAT(transport.status(), IsOk());
     transport_ = std::move(*transport);
-    ZulipClientOptions options;
-    options.site = zulip_->url();
-    options.email = kBot;
-    options.api_key = kKey;
-    client_ = std::make_unique<ZulipClient>(*transport_, options);
+    client_ = std::make_unique<ZulipClient>(*transport_, zulip_.ClientOptions());
   }
 
   static void Append(std::vector<int64_t>& to, const std::vector<int64_t>& ids) {
@@ -132,7 +121,7 @@ class MessageBackfillTest : public ::testing::Test {
     return ids;
   }
 
-  std::unique_ptr<fake_zulip::FakeZulipServer> zulip_;
+  zb::testing::InProcessZulip zulip_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<CurlTransport> transport_;
   std::unique_ptr<ZulipClient> client_;

@@ -5,7 +5,6 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -85,9 +84,10 @@ class ProducerRebuilderTest : public ::testing::Test {
   // Reads a value the loop thread owns, on the loop thread.
   template <typename T>
   T OnLoop(std::function<T()> f) {
-    std::promise<T> result;
-    loop_->Post([&] { result.set_value(f()); });
-    return result.get_future().get();
+    T result{};
+    ::zb::testing::RunOnLoop(
+        *loop_, [&] { result = f(); }, kWait);
+    return result;
   }
 
   static KafkaRecord Record(uint64_t token) {

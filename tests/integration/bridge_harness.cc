@@ -510,17 +510,17 @@ std::string BasicAuthorization(const std::string& email, const std::string& api_
   return "Basic " + out;
 }
 
-bool KafkaCtlAvailable() {
-  const char* ctl = std::getenv("ZB_KAFKA_CTL");
-  const char* dir = std::getenv("ZB_KAFKA_DIR");
-  return ctl != nullptr && *ctl != '\0' && dir != nullptr && *dir != '\0';
+std::string AccountYaml(const std::string& name, const std::string& site, const std::string& email,
+                        const std::string& api_key_file, const std::string& extra) {
+  return "  - name: " + name + "\n    site: " + site + "\n    email: " + email +
+         "\n    api_key_file: " + api_key_file + "\n" + extra;
 }
 
 int KafkaCtl(const std::string& verb, std::chrono::milliseconds timeout) {
-  if (!KafkaCtlAvailable()) return -1;
-  std::string dir = std::getenv("ZB_KAFKA_DIR");
+  if (!MissingKafkaCtlAndDir().empty()) return -1;
+  std::string dir = KafkaDirFromEnv();
   TempDir logs;
-  Subprocess ctl({std::getenv("ZB_KAFKA_CTL"), verb, dir}, logs.Sub("ctl.log"));
+  Subprocess ctl({KafkaCtlFromEnv(), verb, dir}, logs.Sub("ctl.log"));
   std::optional<int> code = ctl.Wait(timeout);
   if (!code || *code != 0) {
     ADD_FAILURE() << "broker " << verb << " " << dir << " failed:\n" << ctl.Log();
@@ -558,7 +558,7 @@ PrivateBroker::PrivateBroker(std::string dir, std::string kafka_version)
     : dir_(std::move(dir)), kafka_version_(std::move(kafka_version)) {}
 
 PrivateBroker::~PrivateBroker() {
-  if (std::getenv("ZB_KAFKA_CTL") != nullptr) Run("stop");  // idempotent
+  if (!KafkaCtlFromEnv().empty()) Run("stop");  // idempotent
 }
 
 std::string Shell(const std::string& command) {
@@ -577,12 +577,12 @@ std::string Shell(const std::string& command) {
 }
 
 std::string PrivateBroker::Run(const std::string& verb) {
-  const char* ctl = std::getenv("ZB_KAFKA_CTL");
-  if (ctl == nullptr) {
+  std::string ctl = KafkaCtlFromEnv();
+  if (ctl.empty()) {
     ADD_FAILURE() << "ZB_KAFKA_CTL is not set";
     return "";
   }
-  std::string command = std::string(ctl) + " " + verb + " " + dir_;
+  std::string command = ctl + " " + verb + " " + dir_;
   if (!kafka_version_.empty()) command = "ZB_KAFKA_VERSION=" + kafka_version_ + " " + command;
   std::string output = Shell(command);
   while (!output.empty() && output.back() == '\n') output.pop_back();
@@ -591,11 +591,8 @@ std::string PrivateBroker::Run(const std::string& verb) {
 }
 
 void BridgeTest::SetUp() {
-  brokers_ = KafkaBrokersFromEnv();
-  if (brokers_.empty()) {
-    if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
-    GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
-  }
+  ZB_REQUIRE_KAFKA(brokers);
+  brokers_ = brokers;
 }
 
 void BridgeTest::TearDown() {

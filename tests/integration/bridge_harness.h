@@ -109,6 +109,13 @@ std::string FakeZulipBinary();
 // Writes `text` to `path` with mode 0600.
 void WriteFile(const std::string& path, const std::string& text);
 
+// One item of the `accounts:` list of the bridge's configuration: the account `name`, acting as
+// the user `email` of the Zulip (fake) at `site`, its key read from `api_key_file`; `extra`
+// (YAML lines indented by four, "    key: value\n") follows its four keys. The way every test
+// points an account at the fake Zulip.
+std::string AccountYaml(const std::string& name, const std::string& site, const std::string& email,
+                        const std::string& api_key_file, const std::string& extra = "");
+
 // A TCP proxy on 127.0.0.1:0 in front of `upstream_port` that notes, with the steady clock,
 // when each HTTP request starts and when each response starts, as seen on the wire between
 // the bridge and the fake Zulip: the measure of how long the bridge waited between a refusal
@@ -145,9 +152,9 @@ std::string BasicAuthorization(const std::string& email, const std::string& api_
 
 // The test broker's control script (ZB_KAFKA_CTL, tests/kafka/broker) on its directory
 // (ZB_KAFKA_DIR): `verb` is stop, start, kill or restart. Returns the script's exit code (-1 when
-// the variables are unset or it did not finish within `timeout`).
+// the variables are unset or it did not finish within `timeout`). A test that calls it starts
+// with ZB_REQUIRE_KAFKA_CTL_AND_DIR().
 int KafkaCtl(const std::string& verb, std::chrono::milliseconds timeout);
-bool KafkaCtlAvailable();
 
 // Runs `command` with sh, stderr with stdout; its output, and a test failure (naming the
 // command, its status and output) when it fails.

@@ -25,7 +25,7 @@ using ::testing::Not;
 using ::testing::StartsWith;
 using ::zb::testing::TempDir;
 
-constexpr char kBridge[] = ZB_BINARY_DIR "/zulip-bridge";
+constexpr char kBridge[] = ZB_BRIDGE_BIN;  // the built target, wherever CMake puts it
 
 // The secrets the good configurations in tests/testdata/config use (see config_test.cc).
 const std::vector<std::string> kSecrets = {

@@ -137,13 +137,13 @@ class DeadLetterTest : public BridgeTest {
 
   // The bridge's configuration, with `kafka_extra` (indented YAML) in its kafka section.
   void WriteConfig(const std::string& kafka_extra) {
-    WriteFile(config_path(), "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" +
-                                 prefix_ + ".{type}\"\n  flush_timeout_secs: 20\n" + kafka_extra +
-                                 "state_dir: " + state_dir() +
-                                 "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: debug\n"
-                                 "accounts:\n  - name: alice\n    site: " +
-                                 zulip_->site() + "\n    email: " + kEmail +
-                                 "\n    api_key_file: " + dir_.Sub("alice.key") + "\n");
+    WriteFile(config_path(),
+              "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" + prefix_ +
+                  ".{type}\"\n  flush_timeout_secs: 20\n" + kafka_extra +
+                  "state_dir: " + state_dir() +
+                  "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: debug\n"
+                  "accounts:\n" +
+                  AccountYaml("alice", zulip_->site(), kEmail, dir_.Sub("alice.key")));
   }
 
   std::string state_dir() const { return dir_.Sub("state"); }

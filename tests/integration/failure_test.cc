@@ -273,8 +273,7 @@ class FailureTest : public BridgeTest {
     for (const TestAccount& a : accounts) {
       std::string key = a.configured_key.empty() ? a.api_key : a.configured_key;
       WriteFile(dir_.Sub(a.name + ".key"), key + "\n");
-      yaml += "  - name: " + a.name + "\n    site: " + site + "\n    email: " + a.email +
-              "\n    api_key_file: " + dir_.Sub(a.name + ".key") + "\n" + options.account_extra;
+      yaml += AccountYaml(a.name, site, a.email, dir_.Sub(a.name + ".key"), options.account_extra);
     }
     WriteFile(config_path(), yaml);
   }
@@ -539,14 +538,8 @@ void FailureTest::RunBrokerOutage(const std::string& stop_verb) {
   StopBridge();
 }
 
-#define ZB_REQUIRE_KAFKA_CTL()                                                         \
-  if (!KafkaCtlAvailable()) {                                                          \
-    if (RunningInCi()) FAIL() << "ZB_KAFKA_CTL and ZB_KAFKA_DIR are not set under CI"; \
-    GTEST_SKIP() << "ZB_KAFKA_CTL/ZB_KAFKA_DIR not set: cannot stop the broker";       \
-  }
-
 TEST_F(FailureTest, BrokerOutageLongerThanMessageTimeoutAndDefaultLifespanLosesNothing) {
-  ZB_REQUIRE_KAFKA_CTL();
+  ZB_REQUIRE_KAFKA_CTL_AND_DIR();
   RunBrokerOutage("stop");
 }
 
@@ -556,7 +549,7 @@ TEST_F(FailureTest, BrokerOutageLongerThanMessageTimeoutAndDefaultLifespanLosesN
 // paused. Once the broker is back both accounts must wake up and drain: nothing deadlocks on
 // room.
 TEST_F(FailureTest, BrokerOutageWithTheProducerFullOfTimedOutRecordsLosesNothing) {
-  ZB_REQUIRE_KAFKA_CTL();
+  ZB_REQUIRE_KAFKA_CTL_AND_DIR();
   WorldOptions options;
   options.kafka_properties =
       "    message.timeout.ms: \"1000\"\n"
@@ -592,7 +585,7 @@ TEST_F(FailureTest, BrokerOutageWithTheProducerFullOfTimedOutRecordsLosesNothing
 // The same with a crashed broker: its producer state may not survive, which is where librdkafka
 // 2.0.2 raises fatal idempotence errors.
 TEST_F(FailureTest, BrokerCrashLongerThanMessageTimeoutAndDefaultLifespanLosesNothing) {
-  ZB_REQUIRE_KAFKA_CTL();
+  ZB_REQUIRE_KAFKA_CTL_AND_DIR();
   RunBrokerOutage("kill");
 }
 

@@ -69,10 +69,9 @@ class GapTest : public BridgeTest {
               "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" + prefix_ +
                   ".{type}\"\n  control_topic: " + prefix_ +
                   ".control\n  flush_timeout_secs: 20\nstate_dir: " + dir_.Sub("state") +
-                  "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: debug\naccounts:\n"
-                  "  - name: gap\n    site: " +
-                  zulip_->site() + "\n    email: " + kBot + "\n    api_key_file: " +
-                  dir_.Sub("bot.key") + "\n    all_public_streams: true\n" + extra_account_yaml);
+                  "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: debug\naccounts:\n" +
+                  AccountYaml("gap", zulip_->site(), kBot, dir_.Sub("bot.key"),
+                              "    all_public_streams: true\n" + extra_account_yaml));
   }
 
   std::string WaitForQueue(const std::string& not_this = "") {

@@ -129,7 +129,7 @@ TEST(KafkaRoundtripTest, IdempotentProducerRecordsComeBackInOrderWithHeaders) {
 }
 
 TEST(BinaryTest, VersionFlagPrintsVersionAndExitsZero) {
-  std::string cmd = std::string(ZB_BINARY_DIR) + "/zulip-bridge --version";
+  std::string cmd = std::string(ZB_BRIDGE_BIN) + " --version";
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   char buf[512] = {};

@@ -30,8 +30,7 @@ class OperatorCommandsTest : public BridgeTest {
               "kafka:\n  brokers: [" + brokers_ + "]\n  topic_template: \"" + UniqueTopic("zbops") +
                   ".{type}\"\nstate_dir: " + dir_.Sub("state") +
                   "\nhttp:\n  listen: 127.0.0.1:" + std::to_string(FreeLoopbackPort()) +
-                  "\naccounts:\n  - name: ops\n    site: " + zulip_->site() +
-                  "\n    email: " + kBot + "\n    api_key_file: " + dir_.Sub("ops.key") + "\n");
+                  "\naccounts:\n" + AccountYaml("ops", zulip_->site(), kBot, dir_.Sub("ops.key")));
   }
 
   std::string StartDaemonAndWaitForItsQueue() {

@@ -44,8 +44,7 @@ class PipelineTest : public ::testing::Test {
                        "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: debug\naccounts:\n";
     for (const TestAccount& a : accounts) {
       WriteFile(dir_.Sub(a.name + ".key"), a.api_key + "\n");
-      yaml += "  - name: " + a.name + "\n    site: " + zulip_->site() + "\n    email: " + a.email +
-              "\n    api_key_file: " + dir_.Sub(a.name + ".key") + "\n";
+      yaml += AccountYaml(a.name, zulip_->site(), a.email, dir_.Sub(a.name + ".key"));
     }
     WriteFile(config_path(), yaml);
   }
@@ -101,11 +100,8 @@ class PipelineTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    brokers_ = KafkaBrokersFromEnv();
-    if (brokers_.empty()) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS is not set under CI";
-      GTEST_SKIP() << "ZB_KAFKA_BROKERS is not set; run the tests through ./dev test";
-    }
+    ZB_REQUIRE_KAFKA(brokers);
+    brokers_ = brokers;
   }
 
   void TearDown() override {

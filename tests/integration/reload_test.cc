@@ -74,8 +74,7 @@ class ReloadTest : public BridgeTest {
                        "\nhttp:\n  listen: 127.0.0.1:" + std::to_string(http_port_) + "\n" +
                        top_extra_ + "accounts:\n";
     for (const Bot& bot : bots) {
-      text += std::string("  - name: ") + bot.name + "\n    site: " + zulip_->site() +
-              "\n    email: " + bot.email + "\n    api_key_file: " + dir_.Sub(bot.name) + ".key\n";
+      text += AccountYaml(bot.name, zulip_->site(), bot.email, dir_.Sub(bot.name) + ".key");
     }
     WriteFile(config_path(), text);
   }
@@ -194,10 +193,7 @@ TEST_F(ReloadTest, AddsAndRemovesAccountsAndLeavesTheUnchangedOneAlone) {
 // reload that brings it back meanwhile turns the removal into a restart on the same queue.
 // Runs a broker of its own, since it stops it.
 TEST_F(ReloadTest, AnAccountRemovedWhileKafkaIsDownKeepsItsQueueAndComesBackOnIt) {
-  if (std::getenv("ZB_KAFKA_CTL") == nullptr) {
-    if (RunningInCi()) FAIL() << "ZB_KAFKA_CTL is not set under CI";
-    GTEST_SKIP() << "ZB_KAFKA_CTL is not set; run the tests through ./dev test";
-  }
+  ZB_REQUIRE_KAFKA_CTL();
   PrivateBroker broker(dir_.Sub("kafka"));
   own_broker_ = broker.Run("start");
   ASSERT_FALSE(own_broker_.empty());
@@ -274,10 +270,7 @@ TEST_F(ReloadTest, ACheckpointOfAnAccountNoLongerConfiguredIsKeptAtStartAndResum
 // queue.buffering.max.messages: with the limit at 20, the restarted account could never
 // produce again. Runs a broker of its own, since it stops it.
 TEST_F(ReloadTest, AnAccountRestartedWithRecordsInFlightLeavesNothingHeldBehind) {
-  if (std::getenv("ZB_KAFKA_CTL") == nullptr) {
-    if (RunningInCi()) FAIL() << "ZB_KAFKA_CTL is not set under CI";
-    GTEST_SKIP() << "ZB_KAFKA_CTL is not set; run the tests through ./dev test";
-  }
+  ZB_REQUIRE_KAFKA_CTL();
   PrivateBroker broker(dir_.Sub("kafka"));
   own_broker_ = broker.Run("start");
   ASSERT_FALSE(own_broker_.empty());

@@ -88,10 +88,7 @@ class FakeNotifySocket {
 class SdNotifyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::getenv("ZB_KAFKA_CTL") == nullptr) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_CTL is not set under CI";
-      GTEST_SKIP() << "ZB_KAFKA_CTL is not set; run the tests through ./dev test";
-    }
+    ZB_REQUIRE_KAFKA_CTL();
     notify_ = std::make_unique<FakeNotifySocket>(dir_.Sub("notify.sock"));
   }
 
@@ -106,10 +103,8 @@ class SdNotifyTest : public ::testing::Test {
                   ".{type}\"\n  flush_timeout_secs: 3\n  properties:\n"
                   "    reconnect.backoff.max.ms: \"500\"\nstate_dir: " +
                   dir_.Sub("state") +
-                  "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: info\naccounts:\n"
-                  "  - name: bot\n    site: " +
-                  site + "\n    email: " + kEmail + "\n    api_key_file: " + dir_.Sub("bot.key") +
-                  "\n");
+                  "\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: info\naccounts:\n" +
+                  AccountYaml("bot", site, kEmail, dir_.Sub("bot.key")));
   }
 
   void StartBridge(const std::string& watchdog_usec) {

@@ -59,20 +59,12 @@ struct Account {
 class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    brokers_ = KafkaBrokersFromEnv();
-    const char* dir = std::getenv("ZB_KAFKA_DIR");
-    const char* ctl = std::getenv("ZB_KAFKA_CTL");
-    if (brokers_.empty() || dir == nullptr || ctl == nullptr) {
-      if (RunningInCi()) FAIL() << "ZB_KAFKA_BROKERS/ZB_KAFKA_DIR/ZB_KAFKA_CTL not set under CI";
-      GTEST_SKIP() << "no test broker; run the tests through ./dev test";
-    }
-    kafka_ca_ = std::string(dir) + "/tls/ca.pem";
-    if (!std::filesystem::exists(kafka_ca_)) {
-      // A broker directory formatted before the SASL_SSL listener existed.
-      if (RunningInCi()) FAIL() << "the test broker has no SASL_SSL listener: " << kafka_ca_;
-      GTEST_SKIP() << "the test broker has no SASL_SSL listener; restart it in a fresh directory";
-    }
-    secure_brokers_ = Trim(Shell(std::string(ctl) + " secure-address " + dir));
+    ZB_REQUIRE_KAFKA(brokers);
+    ZB_REQUIRE_KAFKA_CTL_AND_DIR();
+    ZB_REQUIRE_SASL_LISTENER();
+    brokers_ = brokers;
+    kafka_ca_ = KafkaDirFromEnv() + "/tls/ca.pem";
+    secure_brokers_ = Trim(Shell(KafkaCtlFromEnv() + " secure-address " + KafkaDirFromEnv()));
     http_port_ = FreeLoopbackPort();
     prefix_ = UniqueTopic("zbsec");
   }
@@ -101,8 +93,8 @@ class SecurityTest : public ::testing::Test {
                        "\nlog:\n  level: " + log_level + "\naccounts:\n";
     for (const Account& a : accounts) {
       WriteFile(dir_.Sub(a.name + ".key"), a.configured_key + "\n");
-      yaml += "  - name: " + a.name + "\n    site: " + (a.site.empty() ? zulip_->site() : a.site) +
-              "\n    email: " + a.email + "\n    api_key_file: " + dir_.Sub(a.name + ".key") + "\n";
+      yaml += AccountYaml(a.name, a.site.empty() ? zulip_->site() : a.site, a.email,
+                          dir_.Sub(a.name + ".key"));
       if (!a.ca_bundle.empty()) yaml += "    tls:\n      ca_bundle: " + a.ca_bundle + "\n";
     }
     WriteFile(dir_.Sub("zulip-bridge.yaml"), yaml);
@@ -231,11 +223,7 @@ TEST_F(SecurityTest, KafkaOverTlsWithSaslPlainGetsEveryEventAndNoSecretIsEverSho
 // a Kafka 4 broker (docs/configuration.md), so this runs a Kafka 3 broker of its own
 // (ZB_KAFKA3_VERSION, which ./dev test fetches), with the same listeners and test users.
 TEST_F(SecurityTest, KafkaOverTlsWithSaslScramGetsEveryEventFromAKafka3Broker) {
-  const char* version = std::getenv("ZB_KAFKA3_VERSION");
-  if (version == nullptr) {
-    if (RunningInCi()) FAIL() << "ZB_KAFKA3_VERSION is not set under CI";
-    GTEST_SKIP() << "ZB_KAFKA3_VERSION is not set; run the tests through ./dev test";
-  }
+  ZB_REQUIRE_KAFKA3(version);
   PrivateBroker kafka3(dir_.Sub("kafka3"), version);
   brokers_ = kafka3.Run("start");
   secure_brokers_ = kafka3.Run("secure-address");
@@ -332,6 +320,7 @@ class ZulipTlsTest : public SecurityTest {
   void SetUp() override {
     SecurityTest::SetUp();
     if (IsSkipped() || HasFailure()) return;
+    ZB_REQUIRE_NGINX();
     tls_dir_ = dir_.Sub("zulip-tls");
     std::filesystem::create_directories(tls_dir_);
     Shell("cd " + tls_dir_ +
@@ -362,7 +351,7 @@ class ZulipTlsTest : public SecurityTest {
                   ";\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n"
                   "      proxy_buffering off;\n      proxy_read_timeout 120s;\n    }\n  }\n}\n");
     nginx_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{"/usr/sbin/nginx", "-p", prefix, "-e", prefix + "/logs/error.log",
+        std::vector<std::string>{FindTool("nginx"), "-p", prefix, "-e", prefix + "/logs/error.log",
                                  "-c", prefix + "/nginx.conf", "-g", "daemon off;"},
         dir_.Sub("nginx.out"));
     ASSERT_TRUE(WaitFor(
