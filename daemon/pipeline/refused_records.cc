@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "daemon/base/log.h"
+#include "daemon/base/time_format.h"
 
 namespace zb {
 namespace {

@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <ctime>
 #include <utility>
 
 #include "daemon/base/log.h"
@@ -185,22 +184,6 @@ bool Exists(const std::string& path) {
 }
 
 }  // namespace
-
-std::string FormatUtcMillis(int64_t unix_ms) {
-  int64_t seconds = unix_ms / 1000;
-  int64_t millis = unix_ms % 1000;
-  if (millis < 0) {
-    millis += 1000;
-    --seconds;
-  }
-  time_t t = static_cast<time_t>(seconds);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
-  return buf;
-}
 
 std::string DeadLetterSpool::Serialize(const DeadLetter& letter) {
   rapidjson::StringBuffer buffer;

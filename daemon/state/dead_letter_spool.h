@@ -51,6 +51,7 @@
 #include "daemon/base/fs.h"
 #include "daemon/base/metrics.h"
 #include "daemon/base/status.h"
+#include "daemon/base/time_format.h"  // spooled_at
 #include "daemon/kafka/kafka_publisher.h"
 
 namespace zb {
@@ -67,14 +68,11 @@ struct DeadLetter {
   std::vector<KafkaHeader> headers;
   int64_t timestamp_ms = 0;  // the record's timestamp (when the daemon received the event)
   std::string error;         // the last reason Kafka refused it
-  std::string spooled_at;    // RFC 3339, UTC, milliseconds: FormatUtcMillis
+  std::string spooled_at;    // RFC 3339, UTC, milliseconds: FormatUtcMillis (time_format.h)
   std::string value;         // the exact bytes
 
   friend bool operator==(const DeadLetter&, const DeadLetter&) = default;
 };
-
-// "2026-11-28T06:30:00.123Z" for a Unix time in milliseconds.
-std::string FormatUtcMillis(int64_t unix_ms);
 
 // What a replay took out of the spool.
 struct DeadLetterBatch {
