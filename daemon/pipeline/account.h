@@ -71,6 +71,7 @@
 #include "daemon/pipeline/gap_records.h"
 #include "daemon/pipeline/gap_recovery.h"
 #include "daemon/pipeline/in_flight_records.h"
+#include "daemon/pipeline/park_reason.h"
 #include "daemon/pipeline/published_messages.h"
 #include "daemon/pipeline/refused_records.h"
 #include "daemon/pipeline/watermark.h"
@@ -104,6 +105,19 @@ enum class AccountState {
 };
 std::string_view AccountStateName(AccountState state);
 
+// What an account does again after a wait: the Zulip call that failed, or the checkpoint
+// commit that did. The account chooses it by this value and logs its name.
+enum class RetryAction {
+  kRegister,     // POST /register
+  kPoll,         // GET /events, from the durable watermark
+  kBackfill,     // the backfill's next GET /messages page (or its batch's records)
+  kCommitQueue,  // stage and commit a new queue's checkpoint again
+  kCommit,       // stage and commit the watermark's checkpoint again
+};
+// "register", "poll", "backfill" (call= in "Zulip call failed; retrying"), "commit_queue",
+// "commit".
+std::string_view RetryActionName(RetryAction action);
+
 // What the owner (the daemon) lends an account. Every reference outlives the account.
 struct AccountEnv {
   Scheduler& loop;
@@ -135,6 +149,8 @@ struct AccountSnapshot {
   uint64_t forwarded = 0;  // records Kafka acknowledged since start (live and backfilled)
   // Wall time the last event (not a heartbeat) arrived from the queue; nullopt before the first.
   std::optional<int64_t> last_event_unix_ms;
+  // Set when parked: why, and parked_reason, the operator's words for it (ParkedReasonText).
+  std::optional<ParkReason> park_reason;
   std::string parked_reason;
   std::string last_error;
 };
@@ -199,9 +215,17 @@ class Account {
   // `token`'s record is in Kafka or durably in the dead-letter spool: its id counts as settled.
   void Settle(uint64_t token);
   void StageCheckpoint(AccountState next);
-  void HandleFailure(const ZulipOutcome& outcome, const char* what);
-  void RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry);
-  void Park(const std::string& reason);
+  // `action` failed as `outcome` says: park, re-register after a lost queue, or do `action`
+  // again after a backoff.
+  void HandleFailure(const ZulipOutcome& outcome, RetryAction action);
+  // Does `action` after the backoff's next delay (or the server's Retry-After), unless the
+  // account stopped or parked meanwhile.
+  void RetryLater(std::optional<double> retry_after_seconds, RetryAction action);
+  void Retry(RetryAction action);
+  // Stages the checkpoint again and asks for its commit, as `state` (after a failed commit).
+  void Recommit(AccountState state);
+  // `detail`: the server's words, or what the account found (ParkedReasonText).
+  void Park(ParkReason reason, std::string_view detail);
   void LoseQueue(const std::string& reason);
   // What the gap record says about the queue being left, as of now.
   LostQueue FactsOfQueueLeft(std::string reason) const;
@@ -261,6 +285,7 @@ class Account {
   // A lost queue and the backfill after it (or after a first start with backfill_from),
   // checkpointed.
   GapRecovery recovery_;
+  std::optional<ParkReason> park_reason_;
   std::string parked_reason_;
   std::string last_error_;
 
