@@ -185,6 +185,12 @@ bool Exists(const std::string& path) {
 
 }  // namespace
 
+Counter& DeadLetterSpool::RecordsCounter(MetricsRegistry& metrics, std::string_view account) {
+  return metrics.GetCounter("zb_dead_letter_records_total",
+                            "Records Kafka would never take, written to the dead-letter spool",
+                            {{"account", std::string(account)}});
+}
+
 std::string DeadLetterSpool::Serialize(const DeadLetter& letter) {
   rapidjson::StringBuffer buffer;
   JsonWriter w(buffer);
@@ -413,11 +419,7 @@ Status DeadLetterSpool::Append(const DeadLetter& letter) {
   Status appended = AppendLocked(line);
   bytes_.Set(static_cast<double>(SizeLocked()));
   if (!appended.ok()) return appended;
-  metrics_
-      .GetCounter("zb_dead_letter_records_total",
-                  "Records Kafka would never take, written to the dead-letter spool",
-                  {{"account", letter.account}})
-      .Inc();
+  RecordsCounter(metrics_, letter.account).Inc();
   // Every one, not rate-limited: each is a record an operator has to act on.
   Log(LogLevel::kError,
       "event dead-lettered: Kafka will never take it as it is; it is in the spool and its "

@@ -127,6 +127,11 @@ class DeadLetterSpool {
   // process shrinks them). Returns the bytes.
   int64_t RefreshSize();
 
+  // zb_dead_letter_records_total{account}: the records Append() took for `account`. Its one
+  // home: the spool counts it, and an account creates its series at zero from the start
+  // (account_metrics.cc), so that alerts see it before the first dead letter.
+  static Counter& RecordsCounter(MetricsRegistry& metrics, std::string_view account);
+
   const std::string& path() const { return path_; }
   const std::string& replaying_path() const { return replaying_path_; }
 
