@@ -62,7 +62,7 @@ void EventLoop::Wakeup() {
 
 void EventLoop::Post(std::function<void()> task) {
   {
-    std::lock_guard<std::mutex> lock(posted_mu_);
+    MutexLock lock(&posted_mu_);
     posted_.push_back(std::move(task));
   }
   Wakeup();
@@ -74,6 +74,7 @@ EventLoop::TimerId EventLoop::AddTimer(Clock::Duration delay, std::function<void
 
 EventLoop::TimerId EventLoop::AddTimerAt(Clock::TimePoint deadline,
                                          std::function<void()> callback) {
+  ZB_DCHECK_ON_LOOP(*this);
   TimerId id = next_timer_id_++;
   timers_.emplace(std::make_pair(deadline, id), std::move(callback));
   timer_deadlines_.emplace(id, deadline);
@@ -81,6 +82,7 @@ EventLoop::TimerId EventLoop::AddTimerAt(Clock::TimePoint deadline,
 }
 
 bool EventLoop::CancelTimer(TimerId id) {
+  ZB_DCHECK_ON_LOOP(*this);
   auto it = timer_deadlines_.find(id);
   if (it == timer_deadlines_.end()) return false;
   timers_.erase(std::make_pair(it->second, id));
@@ -89,6 +91,7 @@ bool EventLoop::CancelTimer(TimerId id) {
 }
 
 Status EventLoop::WatchFd(int fd, uint32_t events, FdCallback callback) {
+  ZB_DCHECK_ON_LOOP(*this);
   auto it = fds_.find(fd);
   uint64_t token = next_fd_token_++;
   epoll_event ev{};
@@ -111,6 +114,7 @@ Status EventLoop::WatchFd(int fd, uint32_t events, FdCallback callback) {
 }
 
 void EventLoop::UnwatchFd(int fd) {
+  ZB_DCHECK_ON_LOOP(*this);
   auto it = fds_.find(fd);
   if (it == fds_.end()) return;
   // The fd may already be closed (the kernel then dropped it from the set): nothing to undo.
@@ -122,7 +126,7 @@ void EventLoop::UnwatchFd(int fd) {
 void EventLoop::RunPosted() {
   std::vector<std::function<void()>> tasks;
   {
-    std::lock_guard<std::mutex> lock(posted_mu_);
+    MutexLock lock(&posted_mu_);
     tasks.swap(posted_);
   }
   for (auto& task : tasks) task();
@@ -151,7 +155,7 @@ void EventLoop::RunDueTimers() {
 int EventLoop::NextTimeoutMs() const {
   {
     // Tasks posted by a callback of this turn: don't sleep.
-    std::lock_guard<std::mutex> lock(posted_mu_);
+    MutexLock lock(&posted_mu_);
     if (!posted_.empty()) return 0;
   }
   if (timers_.empty()) return -1;

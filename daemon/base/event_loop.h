@@ -19,13 +19,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/mutex.h"
 #include "daemon/base/scheduler.h"
 #include "daemon/base/status.h"
 
@@ -78,6 +78,11 @@ class EventLoop final : public Scheduler {
 
   // True on the thread inside Run().
   bool IsLoopThread() const { return loop_thread_.load() == std::this_thread::get_id(); }
+  // True on the thread inside Run(), and on any thread while Run() is not running.
+  bool OnSchedulerThread() const override {
+    const std::thread::id runner = loop_thread_.load();
+    return runner == std::thread::id() || runner == std::this_thread::get_id();
+  }
 
   Clock& clock() const { return clock_; }
 
@@ -104,8 +109,8 @@ class EventLoop final : public Scheduler {
   std::atomic<bool> stop_{false};
   std::atomic<std::thread::id> loop_thread_{};
 
-  mutable std::mutex posted_mu_;
-  std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
+  mutable Mutex posted_mu_;
+  std::vector<std::function<void()>> posted_ ZB_GUARDED_BY(posted_mu_);
 
   // Loop thread only.
   TimerId next_timer_id_ = 1;

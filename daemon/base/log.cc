@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
-#include <mutex>
+#include <string>
+
+#include "daemon/base/mutex.h"
 
 #include "daemon/base/time_format.h"
 
@@ -23,12 +25,12 @@ struct Bucket {
 };
 
 struct LogState {
-  std::mutex mu;
-  LogOptions options;
-  bool journal = false;
-  std::function<void(std::string_view)> sink;
-  std::function<std::chrono::steady_clock::time_point()> now;
-  std::map<std::string, Bucket, std::less<>> buckets;
+  Mutex mu;
+  LogOptions options ZB_GUARDED_BY(mu);
+  bool journal ZB_GUARDED_BY(mu) = false;
+  std::function<void(std::string_view)> sink ZB_GUARDED_BY(mu);
+  std::function<std::chrono::steady_clock::time_point()> now ZB_GUARDED_BY(mu);
+  std::map<std::string, Bucket, std::less<>> buckets ZB_GUARDED_BY(mu);
 };
 
 LogState& State() {
@@ -205,7 +207,7 @@ std::string FormatLine(const LogOptions& options, bool journal, LogLevel level,
   return line;
 }
 
-void Emit(LogState& state, std::string_view line) {
+void Emit(LogState& state, std::string_view line) ZB_REQUIRES(state.mu) {
   if (state.sink) {
     state.sink(line);
     return;
@@ -221,7 +223,7 @@ void Emit(LogState& state, std::string_view line) {
 
 void LogImpl(LogLevel level, std::string_view account, std::string_view message, LogFields fields) {
   LogState& state = State();
-  std::lock_guard<std::mutex> lock(state.mu);
+  MutexLock lock(&state.mu);
   if (level < state.options.level) return;
   uint64_t suppressed = 0;
   if (!account.empty() && state.options.rate_burst > 0) {
@@ -263,7 +265,7 @@ LogField::LogField(std::string_view key, double value) : key_(key), bare_(true) 
 
 void ConfigureLog(const LogOptions& options) {
   LogState& state = State();
-  std::lock_guard<std::mutex> lock(state.mu);
+  MutexLock lock(&state.mu);
   state.options = options;
   if (!state.sink) state.journal = StderrIsJournal();
 }
@@ -297,7 +299,7 @@ bool ParseLogLevel(std::string_view text, LogLevel* level) {
 void SetLogSinkForTest(std::function<void(std::string_view line)> sink,
                        std::function<std::chrono::steady_clock::time_point()> now, bool journal) {
   LogState& state = State();
-  std::lock_guard<std::mutex> lock(state.mu);
+  MutexLock lock(&state.mu);
   state.sink = std::move(sink);
   state.now = std::move(now);
   state.journal = state.sink ? journal : StderrIsJournal();

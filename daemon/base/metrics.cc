@@ -108,7 +108,7 @@ MetricsRegistry::Series& MetricsRegistry::GetSeries(const std::string& name,
 
 Counter& MetricsRegistry::GetCounter(const std::string& name, const std::string& help,
                                      const Labels& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Series& series = GetSeries(name, help, Kind::kCounter, labels);
   if (!series.counter) series.counter = std::make_unique<Counter>();
   return *series.counter;
@@ -116,7 +116,7 @@ Counter& MetricsRegistry::GetCounter(const std::string& name, const std::string&
 
 Gauge& MetricsRegistry::GetGauge(const std::string& name, const std::string& help,
                                  const Labels& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Series& series = GetSeries(name, help, Kind::kGauge, labels);
   if (!series.gauge) series.gauge = std::make_unique<Gauge>();
   return *series.gauge;
@@ -125,14 +125,14 @@ Gauge& MetricsRegistry::GetGauge(const std::string& name, const std::string& hel
 Histogram& MetricsRegistry::GetHistogram(const std::string& name, const std::string& help,
                                          const std::vector<double>& upper_bounds,
                                          const Labels& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Series& series = GetSeries(name, help, Kind::kHistogram, labels);
   if (!series.histogram) series.histogram = std::make_unique<Histogram>(upper_bounds);
   return *series.histogram;
 }
 
 void MetricsRegistry::RemoveSeriesWithLabel(const std::string& name, const std::string& value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (auto& [_, family] : families_) {
     for (auto it = family.series.begin(); it != family.series.end();) {
       bool match = false;
@@ -143,7 +143,7 @@ void MetricsRegistry::RemoveSeriesWithLabel(const std::string& name, const std::
 }
 
 std::string MetricsRegistry::RenderPrometheus() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::string out;
   for (const auto& [name, family] : families_) {
     if (family.series.empty()) continue;

@@ -13,10 +13,11 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "daemon/base/mutex.h"
 
 namespace zb {
 
@@ -94,10 +95,10 @@ class MetricsRegistry {
     std::map<std::string, Series> series;  // keyed by rendered labels
   };
   Series& GetSeries(const std::string& name, const std::string& help, Kind kind,
-                    const Labels& labels);
+                    const Labels& labels) ZB_REQUIRES(mu_);
 
-  mutable std::mutex mu_;
-  std::map<std::string, Family> families_;
+  mutable Mutex mu_;
+  std::map<std::string, Family> families_ ZB_GUARDED_BY(mu_);
 };
 
 }  // namespace zb

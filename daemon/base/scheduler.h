@@ -6,6 +6,9 @@
 // Threads: every method is called on the owning thread, and every callback runs there, one at a
 // time, never re-entrantly from inside AddTimer/AddTimerAt/Post/CancelTimer. (EventLoop also
 // takes Post() from any thread; callers of this interface must not rely on that.)
+// ZB_DCHECK_ON_LOOP(scheduler) states that rule where a method depends on it: in debug builds
+// (the ASan build the tests run) a call from another thread while the scheduler runs aborts
+// with the file, line and function.
 #ifndef ZB_DAEMON_BASE_SCHEDULER_H_
 #define ZB_DAEMON_BASE_SCHEDULER_H_
 
@@ -31,7 +34,25 @@ class Scheduler {
   // True if the timer was pending and will now never fire; false if it already fired, was
   // cancelled, or is 0. Safe from inside any callback, the timer's own included.
   virtual bool CancelTimer(TimerId id) = 0;
+
+  // True on the thread that runs the callbacks, and on any thread while none runs them (setup
+  // before the loop starts, teardown after it ends). A scheduler that is only ever driven by
+  // one thread (the simulation's) keeps this default.
+  virtual bool OnSchedulerThread() const { return true; }
 };
+
+namespace internal {
+[[noreturn]] void DieOffSchedulerThread(const char* file, int line, const char* function);
+}  // namespace internal
+
+#ifdef NDEBUG
+#define ZB_DCHECK_ON_LOOP(scheduler) static_cast<void>(0)
+#else
+#define ZB_DCHECK_ON_LOOP(scheduler) \
+  ((scheduler).OnSchedulerThread()   \
+       ? static_cast<void>(0)        \
+       : ::zb::internal::DieOffSchedulerThread(__FILE__, __LINE__, __func__))
+#endif
 
 }  // namespace zb
 

@@ -4,6 +4,9 @@
 // names what went wrong and where (file and line, account, event id, path and errno text); it
 // never contains a secret. Exceptions never cross a component boundary: a component that calls
 // a throwing library catches at its edge and returns a Status.
+//
+// Both are [[nodiscard]] and the build makes an unread one an error (-Werror=unused-result):
+// a caller handles the failure or writes `(void)` with a comment saying why it may be ignored.
 #ifndef ZB_DAEMON_BASE_STATUS_H_
 #define ZB_DAEMON_BASE_STATUS_H_
 
@@ -17,7 +20,7 @@
 
 namespace zb {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk = 0,
@@ -82,7 +85,7 @@ std::ostream& operator<<(std::ostream& os, const Status& status);
 // Either a value or a non-OK Status. Accessing the value of an error aborts: that is a bug in
 // the caller, not a condition to recover from.
 template <typename T>
-class StatusOr {
+class [[nodiscard]] StatusOr {
  public:
   StatusOr(const T& value) : value_(value) {}             // NOLINT(google-explicit-constructor)
   StatusOr(T&& value) : value_(std::move(value)) {}       // NOLINT(google-explicit-constructor)

@@ -5,13 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "daemon/base/log.h"
+#include "daemon/base/mutex.h"
 
 namespace zb {
 namespace {
@@ -178,12 +177,12 @@ struct KafkaPublisher::Impl {
   // Whether one more record of `bytes` fits in what the publisher may own. Caller holds `mu`.
   // An empty publisher takes any record, so that one larger than the byte limit is refused by
   // librdkafka (and dead-lettered) rather than waiting for room that can never come.
-  bool HasRoomFor(size_t bytes) const {
+  bool HasRoomFor(size_t bytes) const ZB_REQUIRES(mu) {
     if (held_records.empty()) return true;
     return held_records.size() < max_records && held_bytes + bytes <= max_bytes;
   }
 
-  void Forget(std::unordered_map<uint64_t, std::unique_ptr<Held>>::iterator it) {
+  void Forget(std::unordered_map<uint64_t, std::unique_ptr<Held>>::iterator it) ZB_REQUIRES(mu) {
     held_bytes -= Bytes(it->second->record);
     held_records.erase(it);
   }
@@ -225,7 +224,7 @@ struct KafkaPublisher::Impl {
   }
 
   // Hands `held` to librdkafka. Caller holds `mu`.
-  Status Enqueue(Held& held) {
+  Status Enqueue(Held& held) ZB_REQUIRES(mu) {
     const OwnedKafkaRecord& r = held.record;
     std::vector<rd_kafka_vu_t> vus(5 + (r.key ? 1 : 0) + (r.headers.empty() ? 0 : 1));
     size_t i = 0;
@@ -280,7 +279,7 @@ struct KafkaPublisher::Impl {
     held->record = OwnedCopyOf(record);
     OwnedKafkaRecord& r = held->record;
 
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     if (held_records.contains(record.token)) {
       return Status::InvalidArgument("produce: token " + std::to_string(record.token) +
                                      " is already held");
@@ -298,7 +297,7 @@ struct KafkaPublisher::Impl {
   }
 
   Status Reproduce(uint64_t token) {
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     auto it = held_records.find(token);
     if (it == held_records.end() || !it->second->failed) {
       return Status::NotFound("reproduce: no failed record has token " + std::to_string(token));
@@ -315,7 +314,7 @@ struct KafkaPublisher::Impl {
   }
 
   StatusOr<OwnedKafkaRecord> Release(uint64_t token) {
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     auto it = held_records.find(token);
     if (it == held_records.end() || !it->second->failed) {
       return Status::NotFound("release: no failed record has token " + std::to_string(token));
@@ -345,7 +344,7 @@ struct KafkaPublisher::Impl {
     Status result;
     std::vector<DeliveryReport> unqueued;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(&mu);
       old_handle = std::move(handle);
       old_generation = std::move(generation);
       handle = std::move(*fresh);
@@ -389,8 +388,12 @@ struct KafkaPublisher::Impl {
   Status Flush(std::chrono::milliseconds timeout) {
     // Not rd_kafka_flush(): it would serve delivery reports on this thread. The poll thread goes
     // on serving them; linger.ms is short, so waiting for the count is enough.
-    std::unique_lock lock(mu);
-    if (flushed.wait_for(lock, timeout, [&] { return in_flight == 0; })) return Status::Ok();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(&mu);
+    while (in_flight != 0) {
+      if (!flushed.WaitUntil(&mu, deadline) && in_flight != 0) break;
+    }
+    if (in_flight == 0) return Status::Ok();
     return Status::Unavailable("flush: " + std::to_string(in_flight) +
                                " records still in flight after " + std::to_string(timeout.count()) +
                                " ms");
@@ -414,19 +417,19 @@ struct KafkaPublisher::Impl {
       size_t reported = batch.size();
       options.on_delivery(std::move(batch));
       batch.clear();
-      std::lock_guard lock(mu);
+      MutexLock lock(&mu);
       handing_over.clear();
       // A record leaves InFlight() only once the owner has its report, so that Flush() returning
       // OK means every report was handed over.
       in_flight -= reported;
-      if (in_flight == 0) flushed.notify_all();
+      if (in_flight == 0) flushed.SignalAll();
     }
   }
 
   // Poll thread.
   void OnDelivery(const Generation& gen, const rd_kafka_message_t& message) {
     if (shutting_down.load()) return;
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     if (gen.number != generation->number) return;
     auto* held = static_cast<Held*>(message._private);
     DeliveryReport report;
@@ -499,22 +502,22 @@ struct KafkaPublisher::Impl {
   // Reports of the current rd_kafka_poll() call; poll thread only.
   std::vector<DeliveryReport> batch;
 
-  mutable std::mutex mu;
-  std::condition_variable flushed;
+  mutable Mutex mu;
+  CondVar flushed;
   // Replaced only by Rebuild, with the poll thread stopped and `mu` held.
   std::unique_ptr<Generation> generation;
   KafkaHandle handle;
-  std::unordered_map<uint64_t, std::unique_ptr<Held>> held_records;
-  size_t held_bytes = 0;  // values and keys of held_records
+  std::unordered_map<uint64_t, std::unique_ptr<Held>> held_records ZB_GUARDED_BY(mu);
+  size_t held_bytes ZB_GUARDED_BY(mu) = 0;  // values and keys of held_records
   // Delivered records of the current poll turn whose reports are not yet handed over.
-  std::unordered_set<uint64_t> handing_over;
+  std::unordered_set<uint64_t> handing_over ZB_GUARDED_BY(mu);
   // The effective queue.buffering.max.messages and .kbytes (in bytes): the most the publisher
   // owns at once, in librdkafka's queue and held after a failure together.
   size_t max_records = 0;
   size_t max_bytes = 0;
-  uint64_t next_seq = 0;
-  size_t in_flight = 0;     // produced, report not yet handed to the owner
-  size_t failed_count = 0;  // held after a failed report
+  uint64_t next_seq ZB_GUARDED_BY(mu) = 0;
+  size_t in_flight ZB_GUARDED_BY(mu) = 0;     // produced, report not yet handed to the owner
+  size_t failed_count ZB_GUARDED_BY(mu) = 0;  // held after a failed report
 };
 
 Status KafkaPublisher::CheckProperties(const std::map<std::string, std::string>& properties) {
@@ -580,19 +583,19 @@ Status KafkaPublisher::Rebuild() { return impl_->Rebuild(); }
 Status KafkaPublisher::Flush(std::chrono::milliseconds timeout) { return impl_->Flush(timeout); }
 
 size_t KafkaPublisher::InFlight() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->in_flight;
 }
 size_t KafkaPublisher::HeldFailed() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->failed_count;
 }
 size_t KafkaPublisher::Held() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->held_records.size();
 }
 std::vector<uint64_t> KafkaPublisher::UnsettledTokens() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   std::vector<uint64_t> tokens;
   tokens.reserve(impl_->held_records.size() + impl_->handing_over.size());
   for (const auto& [token, held] : impl_->held_records) tokens.push_back(token);
@@ -607,7 +610,7 @@ void KafkaPublisher::FailNextRebuildsForTest(int count) {
 }
 
 Status KafkaPublisher::TriggerFatalErrorForTest(std::string_view reason) {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   rd_kafka_resp_err_t err =
       rd_kafka_test_fatal_error(impl_->handle.get(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                                 std::string(reason).c_str());

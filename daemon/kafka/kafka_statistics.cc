@@ -106,7 +106,7 @@ KafkaStatisticsMetrics::KafkaStatisticsMetrics(MetricsRegistry& registry)
                                      "summed over brokers)")) {}
 
 void KafkaStatisticsMetrics::Update(const KafkaStatistics& stats) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   queue_messages_.Set(static_cast<double>(stats.queue_messages));
   queue_bytes_.Set(static_cast<double>(stats.queue_bytes));
   brokers_up_.Set(stats.BrokersUp());

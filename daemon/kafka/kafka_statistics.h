@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "daemon/base/metrics.h"
+#include "daemon/base/mutex.h"
 #include "daemon/base/status.h"
 
 namespace zb {
@@ -87,10 +87,12 @@ class KafkaStatisticsMetrics {
   Counter& tx_retries_;
   Counter& tx_errors_;
 
-  std::mutex mu_;
+  Mutex mu_;
   // (handle name, broker name) -> last txretries / txerrs seen, to turn them into increments.
-  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> last_tx_;
-  std::set<std::string> rtt_brokers_;  // brokers with a zb_kafka_broker_rtt_seconds series
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> last_tx_
+      ZB_GUARDED_BY(mu_);
+  // Brokers with a zb_kafka_broker_rtt_seconds series.
+  std::set<std::string> rtt_brokers_ ZB_GUARDED_BY(mu_);
 };
 
 }  // namespace zb

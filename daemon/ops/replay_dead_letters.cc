@@ -2,14 +2,13 @@
 
 #include <atomic>
 #include <charconv>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "daemon/base/log.h"
 #include "daemon/base/metrics.h"
+#include "daemon/base/mutex.h"
 #include "daemon/kafka/kafka_publisher.h"
 #include "daemon/state/dead_letter_spool.h"
 
@@ -23,36 +22,42 @@ constexpr int64_t kDefaultMessageTimeoutMs = 300000;
 class Reports {
  public:
   void Add(std::vector<DeliveryReport> batch) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (DeliveryReport& report : batch) by_token_[report.token] = std::move(report);
-    changed_.notify_all();
+    changed_.SignalAll();
   }
   // Waits until `count` reports are in or `deadline` passes; true when they are all in.
   bool WaitFor(size_t count, std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock lock(mu_);
-    return changed_.wait_until(lock, deadline, [&] { return by_token_.size() >= count; });
+    MutexLock lock(&mu_);
+    while (by_token_.size() < count) {
+      if (!changed_.WaitUntil(&mu_, deadline)) return by_token_.size() >= count;
+    }
+    return true;
   }
   // Waits a little for any report (room in librdkafka's queue).
   void WaitForAny(std::chrono::milliseconds at_most) {
-    std::unique_lock lock(mu_);
-    size_t now = by_token_.size();
-    changed_.wait_for(lock, at_most, [&] { return by_token_.size() != now; });
+    const auto deadline = std::chrono::steady_clock::now() + at_most;
+    MutexLock lock(&mu_);
+    const size_t now = by_token_.size();
+    while (by_token_.size() == now) {
+      if (!changed_.WaitUntil(&mu_, deadline)) return;
+    }
   }
   std::optional<DeliveryReport> Get(uint64_t token) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = by_token_.find(token);
     if (it == by_token_.end()) return std::nullopt;
     return it->second;
   }
   void Clear() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     by_token_.clear();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::map<uint64_t, DeliveryReport> by_token_;
+  Mutex mu_;
+  CondVar changed_;
+  std::map<uint64_t, DeliveryReport> by_token_ ZB_GUARDED_BY(mu_);
 };
 
 std::chrono::milliseconds DefaultReportTimeout(const KafkaPublisherOptions& options) {

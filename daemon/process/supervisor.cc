@@ -164,7 +164,7 @@ void Supervisor::RequestReload() {
 }
 
 ReloadOutcome Supervisor::LastReload() const {
-  std::lock_guard<std::mutex> lock(reload_mu_);
+  MutexLock lock(&reload_mu_);
   return last_reload_;
 }
 
@@ -191,7 +191,7 @@ void Supervisor::Reload() {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(reload_mu_);
+    MutexLock lock(&reload_mu_);
     outcome.generation = last_reload_.generation + 1;
     last_reload_ = outcome;
   }
@@ -248,7 +248,7 @@ void Supervisor::ReportStatus() {
 void Supervisor::RefreshSnapshots() {
   loop_heartbeat_ns_ = clock_.Now().time_since_epoch().count();
   std::vector<AccountSnapshot> snapshots = fleet_->Snapshots();
-  std::lock_guard<std::mutex> lock(snapshots_mu_);
+  MutexLock lock(&snapshots_mu_);
   snapshots_.swap(snapshots);
 }
 
@@ -260,7 +260,7 @@ bool Supervisor::LoopAliveWithin(std::chrono::seconds within) const {
 }
 
 std::vector<AccountSnapshot> Supervisor::AccountSnapshots() const {
-  std::lock_guard<std::mutex> lock(snapshots_mu_);
+  MutexLock lock(&snapshots_mu_);
   return snapshots_;
 }
 

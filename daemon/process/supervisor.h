@@ -32,9 +32,9 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+#include "daemon/base/mutex.h"
 
 #include "daemon/base/clock.h"
 #include "daemon/base/event_loop.h"
@@ -124,11 +124,11 @@ class Supervisor {
   std::atomic<int64_t> loop_heartbeat_ns_{0};  // steady clock, set by the loop every second
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> reload_requested_{false};
-  mutable std::mutex reload_mu_;
-  ReloadOutcome last_reload_;  // guarded by reload_mu_
+  mutable Mutex reload_mu_;
+  ReloadOutcome last_reload_ ZB_GUARDED_BY(reload_mu_);
   std::atomic<EventLoop*> loop_for_stop_{nullptr};
-  mutable std::mutex snapshots_mu_;
-  std::vector<AccountSnapshot> snapshots_;  // guarded by snapshots_mu_
+  mutable Mutex snapshots_mu_;
+  std::vector<AccountSnapshot> snapshots_ ZB_GUARDED_BY(snapshots_mu_);
 };
 
 }  // namespace zb

@@ -1,7 +1,6 @@
 #include "daemon/state/checkpoint_store.h"
 
 #include <algorithm>
-#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -9,6 +8,8 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include "daemon/base/mutex.h"
 
 namespace zb {
 namespace {
@@ -338,8 +339,8 @@ Status CheckpointStore::SyncFiles(const std::vector<std::string>& paths) {
   // fsyncs issued together share the file system's journal commits (ext4 and XFS batch what is
   // waiting), so N files cost far less than N commits in a row; each thread takes every
   // threads-th file. The first error wins; the others still finish (nothing is left half done).
-  std::mutex mu;
-  Status first;
+  Mutex mu;
+  Status first;  // under `mu` until the workers are joined
   std::vector<std::thread> workers;
   workers.reserve(threads);
   for (size_t t = 0; t < threads; ++t) {
@@ -347,7 +348,7 @@ Status CheckpointStore::SyncFiles(const std::vector<std::string>& paths) {
       for (size_t i = t; i < paths.size(); i += threads) {
         Status synced = fs_.SyncFile(paths[i]);
         if (synced.ok()) continue;
-        std::lock_guard lock(mu);
+        MutexLock lock(&mu);
         if (first.ok()) first = std::move(synced);
         return;
       }

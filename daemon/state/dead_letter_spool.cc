@@ -329,7 +329,7 @@ DeadLetterSpool::~DeadLetterSpool() { ::close(lock_fd_); }
 int64_t DeadLetterSpool::SizeLocked() const { return FileSize(path_) + FileSize(replaying_path_); }
 
 int64_t DeadLetterSpool::RefreshSize() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   int64_t size = SizeLocked();
   bytes_.Set(static_cast<double>(size));
   return size;
@@ -404,7 +404,7 @@ Status DeadLetterSpool::AppendLocked(std::string_view data) {
 
 Status DeadLetterSpool::Append(const DeadLetter& letter) {
   const std::string line = Serialize(letter);
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   FileLock file_lock(lock_fd_);
   const int64_t size = SizeLocked();
   if (size + static_cast<int64_t>(line.size()) > options_.max_bytes) {
@@ -464,7 +464,7 @@ DeadLetterBatch DeadLetterSpool::ParseFile(std::string_view text, const std::str
 StatusOr<DeadLetterBatch> DeadLetterSpool::TakeForReplay() {
   bool leftover = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     FileLock file_lock(lock_fd_);
     if (Exists(replaying_path_)) {
       leftover = true;
@@ -493,7 +493,7 @@ Status DeadLetterSpool::FinishReplay(const std::vector<DeadLetter>& keep,
     data += line;
     data += '\n';
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   FileLock file_lock(lock_fd_);
   if (!data.empty()) ZB_RETURN_IF_ERROR(AppendLocked(data));
   Status removed = fs_.RemoveFile(replaying_path_);

@@ -42,7 +42,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +49,7 @@
 
 #include "daemon/base/fs.h"
 #include "daemon/base/metrics.h"
+#include "daemon/base/mutex.h"
 #include "daemon/base/status.h"
 #include "daemon/base/time_format.h"  // spooled_at
 #include "daemon/kafka/kafka_publisher.h"
@@ -144,8 +144,8 @@ class DeadLetterSpool {
   DeadLetterSpool(std::string dir, Fs& fs, MetricsRegistry& metrics, Options options, int lock_fd);
   // Appends `data` (whole lines) to the spool and makes it durable. Caller holds mu_ and the
   // file lock.
-  Status AppendLocked(std::string_view data);
-  int64_t SizeLocked() const;
+  Status AppendLocked(std::string_view data) ZB_REQUIRES(mu_);
+  int64_t SizeLocked() const ZB_REQUIRES(mu_);
   // Parses a whole spool file.
   static DeadLetterBatch ParseFile(std::string_view text, const std::string& origin);
 
@@ -159,9 +159,9 @@ class DeadLetterSpool {
   Gauge& bytes_;
   Counter& refused_;
 
-  std::mutex mu_;
+  Mutex mu_;
   // The spool was created but its directory entry is not known to be durable yet.
-  bool dir_sync_pending_ = false;  // guarded by mu_
+  bool dir_sync_pending_ ZB_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace zb

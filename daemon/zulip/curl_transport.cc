@@ -112,6 +112,8 @@ class CurlTransport::Impl {
     }
   }
 
+  const EventLoop& loop() const { return loop_; }
+
   ~Impl() {
     // Abort everything without callbacks, then let curl close its connections while the
     // socket and timer callbacks still point at a live object.
@@ -596,12 +598,26 @@ StatusOr<std::unique_ptr<CurlTransport>> CurlTransport::Create(EventLoop& loop,
 CurlTransport::CurlTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CurlTransport::~CurlTransport() = default;
 
+// libcurl's multi handle is not thread-safe: every entry point runs on the loop's thread.
 HttpTransport::Handle CurlTransport::Start(HttpRequest request, HttpCallbacks callbacks) {
+  ZB_DCHECK_ON_LOOP(impl_->loop());
   return impl_->Start(std::move(request), std::move(callbacks));
 }
-void CurlTransport::Pause(Handle handle) { impl_->Pause(handle); }
-void CurlTransport::Resume(Handle handle) { impl_->Resume(handle); }
-void CurlTransport::Cancel(Handle handle) { impl_->Cancel(handle); }
-size_t CurlTransport::ActiveTransfers() const { return impl_->ActiveTransfers(); }
+void CurlTransport::Pause(Handle handle) {
+  ZB_DCHECK_ON_LOOP(impl_->loop());
+  impl_->Pause(handle);
+}
+void CurlTransport::Resume(Handle handle) {
+  ZB_DCHECK_ON_LOOP(impl_->loop());
+  impl_->Resume(handle);
+}
+void CurlTransport::Cancel(Handle handle) {
+  ZB_DCHECK_ON_LOOP(impl_->loop());
+  impl_->Cancel(handle);
+}
+size_t CurlTransport::ActiveTransfers() const {
+  ZB_DCHECK_ON_LOOP(impl_->loop());
+  return impl_->ActiveTransfers();
+}
 
 }  // namespace zb
