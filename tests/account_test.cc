@@ -1155,14 +1155,6 @@ TEST_F(AccountTest, AServerOlderThanTheOldestSupportedParksTheAccount) {
       "Zulip server feature level 100 (version 10.2) is older than the oldest supported, 155");
 }
 
-TEST(RetryActionTest, NamesAreTheCallLabelsOfTheLog) {
-  EXPECT_EQ(RetryActionName(RetryAction::kRegister), "register");
-  EXPECT_EQ(RetryActionName(RetryAction::kPoll), "poll");
-  EXPECT_EQ(RetryActionName(RetryAction::kBackfill), "backfill");
-  EXPECT_EQ(RetryActionName(RetryAction::kCommitQueue), "commit_queue");
-  EXPECT_EQ(RetryActionName(RetryAction::kCommit), "commit");
-}
-
 TEST_F(AccountTest, RateLimitedPollWaitsRetryAfterToTheFraction) {
   MakeAccount();
   RegisterQueue();

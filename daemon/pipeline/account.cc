@@ -57,22 +57,6 @@ std::string_view AccountStateName(AccountState state) {
   return "unknown";
 }
 
-std::string_view RetryActionName(RetryAction action) {
-  switch (action) {
-    case RetryAction::kRegister:
-      return "register";
-    case RetryAction::kPoll:
-      return "poll";
-    case RetryAction::kBackfill:
-      return "backfill";
-    case RetryAction::kCommitQueue:
-      return "commit_queue";
-    case RetryAction::kCommit:
-      return "commit";
-  }
-  return "unknown";
-}
-
 Account::Account(const AccountConfig& config, const EventRouterOptions& router_options,
                  const BackoffPolicy& backoff_policy, uint16_t slot, AccountEnv env)
     : config_(config),
@@ -638,29 +622,13 @@ void Account::HandleFailure(const ZulipOutcome& outcome, RetryAction action) {
   }
   last_error_ = outcome.status.message();
   metrics_->Errors(ZulipErrorKindName(outcome.kind)).Inc();
-  switch (outcome.kind) {
-    case ZulipErrorKind::kUnauthenticated:
-      Park(ParkReason::kUnauthenticated, outcome.status.message());
-      return;
-    case ZulipErrorKind::kConfiguration:
-      Park(ParkReason::kConfigurationRefused, outcome.status.message());
-      return;
-    case ZulipErrorKind::kQueueLost:
-      LoseQueue(outcome.status.message());
-      return;
-    case ZulipErrorKind::kBadRequest:
-      // GET /messages refused (a narrow naming a channel renamed, deleted or left; an operator
-      // the server does not know) is refused again however often it is asked, while the new
-      // queue, never polled, expires: the operator must change the narrow.
-      if (action == RetryAction::kBackfill) {
-        Park(ParkReason::kBackfillRefused, outcome.status.message());
-        return;
-      }
-      break;
-    case ZulipErrorKind::kRateLimited:
-    case ZulipErrorKind::kTransient:
-    case ZulipErrorKind::kNone:
-      break;
+  if (std::optional<ParkReason> park = ParkReasonFor(outcome.kind, action)) {
+    Park(*park, outcome.status.message());
+    return;
+  }
+  if (outcome.kind == ZulipErrorKind::kQueueLost) {
+    LoseQueue(outcome.status.message());
+    return;
   }
   LogAccount(LogLevel::kWarn, name(), "Zulip call failed; retrying",
              {{"call", RetryActionName(action)},

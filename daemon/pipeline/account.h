@@ -67,11 +67,11 @@
 #include "daemon/config/config.h"
 #include "daemon/kafka/publisher.h"
 #include "daemon/pipeline/account_metrics.h"
+#include "daemon/pipeline/account_policy.h"
 #include "daemon/pipeline/event_router.h"
 #include "daemon/pipeline/gap_records.h"
 #include "daemon/pipeline/gap_recovery.h"
 #include "daemon/pipeline/in_flight_records.h"
-#include "daemon/pipeline/park_reason.h"
 #include "daemon/pipeline/published_messages.h"
 #include "daemon/pipeline/refused_records.h"
 #include "daemon/pipeline/watermark.h"
@@ -104,19 +104,6 @@ enum class AccountState {
   kStopped,          // stopped by shutdown; in-flight records still settle
 };
 std::string_view AccountStateName(AccountState state);
-
-// What an account does again after a wait: the Zulip call that failed, or the checkpoint
-// commit that did. The account chooses it by this value and logs its name.
-enum class RetryAction {
-  kRegister,     // POST /register
-  kPoll,         // GET /events, from the durable watermark
-  kBackfill,     // the backfill's next GET /messages page (or its batch's records)
-  kCommitQueue,  // stage and commit a new queue's checkpoint again
-  kCommit,       // stage and commit the watermark's checkpoint again
-};
-// "register", "poll", "backfill" (call= in "Zulip call failed; retrying"), "commit_queue",
-// "commit".
-std::string_view RetryActionName(RetryAction action);
 
 // What the owner (the daemon) lends an account. Every reference outlives the account.
 struct AccountEnv {
