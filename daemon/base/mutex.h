@@ -78,8 +78,7 @@ class CondVar {
   }
   // As Wait(), until `deadline` at the latest; false when the deadline passed.
   template <typename ClockType, typename Duration>
-  bool WaitUntil(Mutex* mu, std::chrono::time_point<ClockType, Duration> deadline)
-      ZB_REQUIRES(mu) {
+  bool WaitUntil(Mutex* mu, std::chrono::time_point<ClockType, Duration> deadline) ZB_REQUIRES(mu) {
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     std::cv_status woke = cv_.wait_until(lock, deadline);
     lock.release();
