@@ -1082,6 +1082,9 @@ TEST_F(AccountTest, ABackfillPageRefusedWith400ParksTheAccountWithZulipsReason) 
   EXPECT_EQ(parked.state, AccountState::kParked);
   EXPECT_THAT(parked.parked_reason, HasSubstr("GET /messages"));
   EXPECT_THAT(parked.parked_reason, HasSubstr("unknown channel"));
+  EXPECT_EQ(parked.park_reason, ParkReason::kBackfillRefused);
+  EXPECT_EQ(parked.parked_reason.rfind("backfill refused by Zulip: ", 0), 0u)
+      << parked.parked_reason;
   Advance(1h);
   EXPECT_EQ(CallCount(), calls) << "a refused backfill page was asked again";
   EXPECT_EQ(Snapshot().state, AccountState::kParked);
@@ -1121,10 +1124,26 @@ TEST_F(AccountTest, UnauthorizedRegisterParksTheAccountWithTheServersReason) {
   EXPECT_EQ(parked.state, AccountState::kParked);
   EXPECT_THAT(parked.parked_reason, HasSubstr("Invalid API key"));
   EXPECT_THAT(parked.parked_reason, ::testing::Not(HasSubstr("s3cret-key")));
+  EXPECT_EQ(parked.park_reason, ParkReason::kUnauthenticated);
 
   Advance(1h);
   EXPECT_EQ(CallCount(), 1u) << "a parked account made another request";
   EXPECT_EQ(Snapshot().state, AccountState::kParked);
+}
+
+TEST_F(AccountTest, AServerOlderThanTheOldestSupportedParksTheAccount) {
+  MakeAccount();
+  Start();
+  const std::string newest = R"("zulip_feature_level":400)";
+  std::string reg = RegisterOk("q1");
+  reg.replace(reg.find(newest), newest.size(), R"("zulip_feature_level":100)");
+  Answer(FakeResponse::Json(200, reg));
+  AccountSnapshot parked = Snapshot();
+  EXPECT_EQ(parked.state, AccountState::kParked);
+  EXPECT_EQ(parked.park_reason, ParkReason::kZulipTooOld);
+  EXPECT_EQ(
+      parked.parked_reason,
+      "Zulip server feature level 100 (version 10.2) is older than the oldest supported, 155");
 }
 
 TEST_F(AccountTest, RateLimitedPollWaitsRetryAfterToTheFraction) {

@@ -13,6 +13,8 @@
 
 #include "daemon/base/mutex.h"
 
+#include "daemon/base/time_format.h"
+
 namespace zb {
 namespace {
 
@@ -83,12 +85,7 @@ int SyslogPriority(LogLevel level) {
 std::string Timestamp() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
-  return buf;
+  return FormatUtcMillis(static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000);
 }
 
 // logfmt: bare when the value has no space, quote, '=' or control character; else quoted

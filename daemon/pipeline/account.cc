@@ -1,8 +1,5 @@
 #include "daemon/pipeline/account.h"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <algorithm>
 #include <chrono>
 #include <iterator>
@@ -236,14 +233,15 @@ void Account::Register() {
 void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
   NotePacing(reply.outcome.rate_limit);
   if (!reply.outcome.ok()) {
-    HandleFailure(reply.outcome, "register");
+    HandleFailure(reply.outcome, RetryAction::kRegister);
     return;
   }
   const RegisterResult& result = reply.value;
   if (result.zulip_feature_level < kMinZulipFeatureLevel) {
-    Park("Zulip server feature level " + std::to_string(result.zulip_feature_level) + " (version " +
-         result.zulip_version + ") is older than the oldest supported, " +
-         std::to_string(kMinZulipFeatureLevel));
+    Park(ParkReason::kZulipTooOld,
+         "Zulip server feature level " + std::to_string(result.zulip_feature_level) + " (version " +
+             result.zulip_version + ") is older than the oldest supported, " +
+             std::to_string(kMinZulipFeatureLevel));
     return;
   }
   for (const std::string& ignored : result.ignored_parameters_unsupported) {
@@ -303,13 +301,10 @@ void Account::OnCommitted(const Status& status) {
     last_error_ = status.message();
     LogAccount(LogLevel::kError, name(), "checkpoint not durable; not acknowledging",
                {{"error", status.message()}});
-    AccountState retry_state = state_;
+    RetryAction retry =
+        state_ == AccountState::kCommittingQueue ? RetryAction::kCommitQueue : RetryAction::kCommit;
     SetState(AccountState::kBackingOff);
-    RetryLater(std::nullopt, [this, retry_state] {
-      env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
-      SetState(retry_state);
-      env_.request_commit(*this);
-    });
+    RetryLater(std::nullopt, retry);
     return;
   }
   bool queue_committed = state_ == AccountState::kCommittingQueue;
@@ -326,7 +321,7 @@ void Account::OnCommitted(const Status& status) {
     if (queue_committed || recovery_.reading()) {
       if (std::optional<ZulipOutcome> failure = recovery_.TakeRetry()) {
         // A page or a record failed: wait as that failure asks, then read on.
-        HandleFailure(*failure, "backfill");
+        HandleFailure(*failure, RetryAction::kBackfill);
         return;
       }
       RunBackfillBatch();
@@ -408,13 +403,13 @@ bool Account::OnBodyChunk(std::string_view chunk) {
       kafka_hold_ = false;
       last_error_ = event_error_.message();
       SetState(AccountState::kBackingOff);
-      RetryLater(std::nullopt, [this] { Poll(); });
+      RetryLater(std::nullopt, RetryAction::kPoll);
       return;
     }
     ZulipOutcome outcome;
     outcome.kind = ZulipErrorKind::kTransient;
     outcome.status = Status::Unavailable("GET /events: " + event_error_.message());
-    HandleFailure(outcome, "poll");
+    HandleFailure(outcome, RetryAction::kPoll);
   });
   return false;
 }
@@ -531,7 +526,7 @@ void Account::OnPollDone(ZulipOutcome outcome) {
     }
   }
   if (!outcome.ok()) {
-    HandleFailure(outcome, "poll");
+    HandleFailure(outcome, RetryAction::kPoll);
     return;
   }
   backoff_.Reset();
@@ -620,67 +615,71 @@ void Account::OnProducerRoom() {
   client_.Resume(request_);
 }
 
-void Account::HandleFailure(const ZulipOutcome& outcome, const char* what) {
+void Account::HandleFailure(const ZulipOutcome& outcome, RetryAction action) {
   if (request_ != 0) {
     client_.Cancel(request_);
     request_ = 0;
   }
   last_error_ = outcome.status.message();
   metrics_->Errors(ZulipErrorKindName(outcome.kind)).Inc();
-  switch (outcome.kind) {
-    case ZulipErrorKind::kUnauthenticated:
-    case ZulipErrorKind::kConfiguration:
-      Park(outcome.status.message());
-      return;
-    case ZulipErrorKind::kQueueLost:
-      LoseQueue(outcome.status.message());
-      return;
-    case ZulipErrorKind::kBadRequest:
-      // GET /messages refused (a narrow naming a channel renamed, deleted or left; an operator
-      // the server does not know) is refused again however often it is asked, while the new
-      // queue, never polled, expires: the operator must change the narrow.
-      if (std::string_view(what) == "backfill") {
-        Park("backfill refused by Zulip: " + outcome.status.message());
-        return;
-      }
-      break;
-    case ZulipErrorKind::kRateLimited:
-    case ZulipErrorKind::kTransient:
-    case ZulipErrorKind::kNone:
-      break;
+  if (std::optional<ParkReason> park = ParkReasonFor(outcome.kind, action)) {
+    Park(*park, outcome.status.message());
+    return;
+  }
+  if (outcome.kind == ZulipErrorKind::kQueueLost) {
+    LoseQueue(outcome.status.message());
+    return;
   }
   LogAccount(LogLevel::kWarn, name(), "Zulip call failed; retrying",
-             {{"call", what},
+             {{"call", RetryActionName(action)},
               {"kind", ZulipErrorKindName(outcome.kind)},
               {"error", outcome.status.message()}});
-  std::string_view call(what);
   SetState(AccountState::kBackingOff);
-  RetryLater(outcome.retry_after_seconds, [this, call] {
-    if (call == "register") {
-      Register();
-    } else if (call == "backfill") {
-      RunBackfillBatch();
-    } else {
-      Poll();
-    }
-  });
+  RetryLater(outcome.retry_after_seconds, action);
 }
 
-void Account::RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry) {
+void Account::RetryLater(std::optional<double> retry_after_seconds, RetryAction action) {
   Clock::Duration delay = backoff_.NextDelay(retry_after_seconds);
   env_.loop.CancelTimer(retry_timer_);
-  retry_timer_ = env_.loop.AddTimer(delay, [this, retry = std::move(retry)] {
+  retry_timer_ = env_.loop.AddTimer(delay, [this, action] {
     retry_timer_ = 0;
     if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
-    retry();
+    Retry(action);
   });
 }
 
-void Account::Park(const std::string& reason) {
-  parked_reason_ = reason;
+void Account::Retry(RetryAction action) {
+  switch (action) {
+    case RetryAction::kRegister:
+      Register();
+      return;
+    case RetryAction::kPoll:
+      Poll();
+      return;
+    case RetryAction::kBackfill:
+      RunBackfillBatch();
+      return;
+    case RetryAction::kCommitQueue:
+      Recommit(AccountState::kCommittingQueue);
+      return;
+    case RetryAction::kCommit:
+      Recommit(AccountState::kCommitting);
+      return;
+  }
+}
+
+void Account::Recommit(AccountState state) {
+  env_.checkpoints.Stage(config_.name, CurrentCheckpoint(staged_watermark_));
+  SetState(state);
+  env_.request_commit(*this);
+}
+
+void Account::Park(ParkReason reason, std::string_view detail) {
+  park_reason_ = reason;
+  parked_reason_ = ParkedReasonText(reason, detail);
   SetState(AccountState::kParked);
   LogAccount(LogLevel::kError, name(), "account parked; fix the cause and reload",
-             {{"reason", reason}});
+             {{"reason", parked_reason_}});
 }
 
 LostQueue Account::FactsOfQueueLeft(std::string reason) const {
@@ -808,6 +807,7 @@ AccountSnapshot Account::Snapshot() const {
   snapshot.in_flight = in_flight_.size();
   snapshot.forwarded = forwarded();
   if (last_event_unix_ms_ > 0) snapshot.last_event_unix_ms = last_event_unix_ms_;
+  snapshot.park_reason = park_reason_;
   snapshot.parked_reason = parked_reason_;
   snapshot.last_error = last_error_;
   return snapshot;

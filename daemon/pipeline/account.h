@@ -67,6 +67,7 @@
 #include "daemon/config/config.h"
 #include "daemon/kafka/publisher.h"
 #include "daemon/pipeline/account_metrics.h"
+#include "daemon/pipeline/account_policy.h"
 #include "daemon/pipeline/event_router.h"
 #include "daemon/pipeline/gap_records.h"
 #include "daemon/pipeline/gap_recovery.h"
@@ -135,6 +136,8 @@ struct AccountSnapshot {
   uint64_t forwarded = 0;  // records Kafka acknowledged since start (live and backfilled)
   // Wall time the last event (not a heartbeat) arrived from the queue; nullopt before the first.
   std::optional<int64_t> last_event_unix_ms;
+  // Set when parked: why, and parked_reason, the operator's words for it (ParkedReasonText).
+  std::optional<ParkReason> park_reason;
   std::string parked_reason;
   std::string last_error;
 };
@@ -199,9 +202,17 @@ class Account {
   // `token`'s record is in Kafka or durably in the dead-letter spool: its id counts as settled.
   void Settle(uint64_t token);
   void StageCheckpoint(AccountState next);
-  void HandleFailure(const ZulipOutcome& outcome, const char* what);
-  void RetryLater(std::optional<double> retry_after_seconds, std::function<void()> retry);
-  void Park(const std::string& reason);
+  // `action` failed as `outcome` says: park, re-register after a lost queue, or do `action`
+  // again after a backoff.
+  void HandleFailure(const ZulipOutcome& outcome, RetryAction action);
+  // Does `action` after the backoff's next delay (or the server's Retry-After), unless the
+  // account stopped or parked meanwhile.
+  void RetryLater(std::optional<double> retry_after_seconds, RetryAction action);
+  void Retry(RetryAction action);
+  // Stages the checkpoint again and asks for its commit, as `state` (after a failed commit).
+  void Recommit(AccountState state);
+  // `detail`: the server's words, or what the account found (ParkedReasonText).
+  void Park(ParkReason reason, std::string_view detail);
   void LoseQueue(const std::string& reason);
   // What the gap record says about the queue being left, as of now.
   LostQueue FactsOfQueueLeft(std::string reason) const;
@@ -261,6 +272,7 @@ class Account {
   // A lost queue and the backfill after it (or after a first start with backfill_from),
   // checkpointed.
   GapRecovery recovery_;
+  std::optional<ParkReason> park_reason_;
   std::string parked_reason_;
   std::string last_error_;
 

@@ -2,6 +2,7 @@
 
 #include <iterator>
 
+#include "daemon/state/dead_letter_spool.h"
 #include "daemon/zulip/zulip_client.h"
 
 namespace zb {
@@ -64,9 +65,8 @@ AccountMetrics::AccountMetrics(MetricsRegistry& r, const std::string& account,
                               ZulipErrorKind::kTransient, ZulipErrorKind::kBadRequest}) {
     Errors(ZulipErrorKindName(kind));
   }
-  // The spool counts per account (dead_letter_spool.cc); the series exists from the start.
-  r.GetCounter("zb_dead_letter_records_total",
-               "Records Kafka would never take, written to the dead-letter spool", labels);
+  // The spool counts per account; the series exists from the start.
+  DeadLetterSpool::RecordsCounter(r, account);
 }
 
 }  // namespace zb

@@ -3,24 +3,18 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <ctime>
+#include "daemon/base/time_format.h"
 
 namespace zb {
 namespace {
 
-// "2026-11-28T07:41:02.123Z", or null for 0.
+// "2026-11-28T07:41:02.123Z", or null for 0 (never happened).
 void WriteTime(rapidjson::Writer<rapidjson::StringBuffer>& w, int64_t unix_ms) {
   if (unix_ms <= 0) {
     w.Null();
     return;
   }
-  time_t seconds = static_cast<time_t>(unix_ms / 1000);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[40];
-  size_t n = strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
-  snprintf(text + n, sizeof(text) - n, ".%03dZ", static_cast<int>(unix_ms % 1000));
-  w.String(text);
+  w.String(FormatUtcMillis(unix_ms));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "daemon/base/log.h"
+#include "daemon/pipeline/record_headers.h"
 
 namespace zb {
 namespace {
@@ -13,7 +14,9 @@ constexpr auto kRetryDelay = std::chrono::seconds(1);
 
 }  // namespace
 
-GapRecords::GapRecords(Env env) : env_(std::move(env)) {}
+GapRecords::GapRecords(Env env) : env_(std::move(env)) {
+  BuildControlHeaders({env_.site, env_.account, env_.bridge_version}, "gap", headers_);
+}
 
 GapRecords::~GapRecords() { env_.loop.CancelTimer(retry_timer_); }
 
@@ -32,10 +35,6 @@ void GapRecords::Stop() {
 void GapRecords::ProduceAll() {
   env_.loop.CancelTimer(retry_timer_);
   retry_timer_ = 0;
-  const std::vector<KafkaHeader> headers = {{"zulip-site", env_.site},
-                                            {"zulip-account", env_.account},
-                                            {"bridge-record-type", "gap"},
-                                            {"bridge-version", env_.bridge_version}};
   bool retry = false;
   std::vector<std::pair<OwnedKafkaRecord, std::string>> refused;
   for (Pending& pending : pending_) {
@@ -44,7 +43,7 @@ void GapRecords::ProduceAll() {
     record.topic = env_.control_topic;
     record.key = env_.account;
     record.value = pending.json;
-    record.headers = headers;
+    record.headers = headers_;
     record.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               env_.clock.WallNow().time_since_epoch())
                               .count();

@@ -68,6 +68,7 @@ class GapRecords {
   };
 
   Env env_;
+  std::vector<KafkaHeader> headers_;  // the same for every gap record (record_headers.h)
   std::vector<Pending> pending_;
   bool changed_ = false;
   bool stopped_ = false;

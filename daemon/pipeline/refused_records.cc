@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "daemon/base/log.h"
+#include "daemon/base/time_format.h"
+#include "daemon/pipeline/record_headers.h"
 
 namespace zb {
 namespace {
@@ -122,7 +124,7 @@ zb::DeadLetter RefusedRecords::MakeDeadLetter(int64_t event_id, OwnedKafkaRecord
   zb::DeadLetter letter;
   letter.account = env_.account;
   letter.event_id = event_id;
-  letter.type = HeaderValue(record.headers, "zulip-event-type");
+  letter.type = HeaderValue(record.headers, kEventTypeHeader);
   letter.topic = std::move(record.topic);
   letter.key = std::move(record.key);
   letter.headers = std::move(record.headers);

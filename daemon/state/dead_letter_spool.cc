@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <ctime>
 #include <utility>
 
 #include "daemon/base/log.h"
@@ -186,20 +185,10 @@ bool Exists(const std::string& path) {
 
 }  // namespace
 
-std::string FormatUtcMillis(int64_t unix_ms) {
-  int64_t seconds = unix_ms / 1000;
-  int64_t millis = unix_ms % 1000;
-  if (millis < 0) {
-    millis += 1000;
-    --seconds;
-  }
-  time_t t = static_cast<time_t>(seconds);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
-  return buf;
+Counter& DeadLetterSpool::RecordsCounter(MetricsRegistry& metrics, std::string_view account) {
+  return metrics.GetCounter("zb_dead_letter_records_total",
+                            "Records Kafka would never take, written to the dead-letter spool",
+                            {{"account", std::string(account)}});
 }
 
 std::string DeadLetterSpool::Serialize(const DeadLetter& letter) {
@@ -430,11 +419,7 @@ Status DeadLetterSpool::Append(const DeadLetter& letter) {
   Status appended = AppendLocked(line);
   bytes_.Set(static_cast<double>(SizeLocked()));
   if (!appended.ok()) return appended;
-  metrics_
-      .GetCounter("zb_dead_letter_records_total",
-                  "Records Kafka would never take, written to the dead-letter spool",
-                  {{"account", letter.account}})
-      .Inc();
+  RecordsCounter(metrics_, letter.account).Inc();
   // Every one, not rate-limited: each is a record an operator has to act on.
   Log(LogLevel::kError,
       "event dead-lettered: Kafka will never take it as it is; it is in the spool and its "

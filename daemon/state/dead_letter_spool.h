@@ -51,6 +51,7 @@
 #include "daemon/base/metrics.h"
 #include "daemon/base/mutex.h"
 #include "daemon/base/status.h"
+#include "daemon/base/time_format.h"  // spooled_at
 #include "daemon/kafka/kafka_publisher.h"
 
 namespace zb {
@@ -67,14 +68,11 @@ struct DeadLetter {
   std::vector<KafkaHeader> headers;
   int64_t timestamp_ms = 0;  // the record's timestamp (when the daemon received the event)
   std::string error;         // the last reason Kafka refused it
-  std::string spooled_at;    // RFC 3339, UTC, milliseconds: FormatUtcMillis
+  std::string spooled_at;    // RFC 3339, UTC, milliseconds: FormatUtcMillis (time_format.h)
   std::string value;         // the exact bytes
 
   friend bool operator==(const DeadLetter&, const DeadLetter&) = default;
 };
-
-// "2026-11-28T06:30:00.123Z" for a Unix time in milliseconds.
-std::string FormatUtcMillis(int64_t unix_ms);
 
 // What a replay took out of the spool.
 struct DeadLetterBatch {
@@ -128,6 +126,11 @@ class DeadLetterSpool {
   // Measures the spool files again and updates zb_dead_letter_bytes (a replay in another
   // process shrinks them). Returns the bytes.
   int64_t RefreshSize();
+
+  // zb_dead_letter_records_total{account}: the records Append() took for `account`. Its one
+  // home: the spool counts it, and an account creates its series at zero from the start
+  // (account_metrics.cc), so that alerts see it before the first dead letter.
+  static Counter& RecordsCounter(MetricsRegistry& metrics, std::string_view account);
 
   const std::string& path() const { return path_; }
   const std::string& replaying_path() const { return replaying_path_; }
