@@ -43,7 +43,9 @@ BackoffPolicy RetryBackoff(const RetryConfig& retry) {
 }
 
 AccountFleet::AccountFleet(Config config, FleetEnv env)
-    : config_(std::move(config)), env_(std::move(env)) {}
+    : config_(std::move(config)),
+      env_(std::move(env)),
+      group_commit_(env_.loop, [this] { return env_.checkpoints.Commit(); }) {}
 
 AccountFleet::~AccountFleet() {
   for (const auto& [slot, timer] : start_timers_) env_.loop.CancelTimer(timer);
@@ -278,8 +280,7 @@ void AccountFleet::CancelStart(uint16_t slot) {
 
 void AccountFleet::DropAccount(uint16_t slot) {
   CancelStart(slot);
-  Account* account = accounts_[slot].get();
-  commit_waiters_.erase(account);
+  group_commit_.Forget(slot);
   accounts_[slot].reset();
   // Records of the dropped account held after a failure are given up at once (see "Slots");
   // those still in the producer's hands are waited for in OnDeliveries.
@@ -348,25 +349,8 @@ void AccountFleet::OnDeliveries(const std::vector<DeliveryReport>& reports) {
 }
 
 void AccountFleet::RequestCommit(Account* account) {
-  commit_waiters_.insert(account);
-  if (commit_scheduled_) return;
-  commit_scheduled_ = true;
-  // Posted tasks run after the events of this turn: every account that advanced in it shares
-  // one durable write.
-  env_.loop.Post([this] { CommitNow(); });
-}
-
-void AccountFleet::CommitNow() {
-  commit_scheduled_ = false;
-  std::set<Account*> waiters;
-  waiters.swap(commit_waiters_);
-  if (stopped_) return;
-  Status committed = env_.checkpoints.Commit();
-  if (!committed.ok()) {
-    LogError("checkpoint commit failed; the affected accounts stop acknowledging",
-             {{"error", committed.message()}, {"accounts", waiters.size()}});
-  }
-  for (Account* account : waiters) account->OnCommitted(committed);
+  group_commit_.Request(account->slot(),
+                        [account](const Status& committed) { account->OnCommitted(committed); });
 }
 
 void AccountFleet::BeginShutdown() {
@@ -400,6 +384,7 @@ void AccountFleet::MaybeFinishShutdown() {
 void AccountFleet::FinishShutdown() {
   if (stopped_) return;
   stopped_ = true;
+  group_commit_.Stop();
   env_.loop.CancelTimer(flush_deadline_);
   flush_deadline_ = 0;
   size_t unacknowledged = 0;

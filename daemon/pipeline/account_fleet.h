@@ -12,8 +12,7 @@
 // has them), and held they would take room from every other account.
 //
 // Group commit: an account that staged a checkpoint asks for a commit; every account that asked
-// during one loop turn shares one CheckpointStore::Commit at the end of it (a posted task), and
-// each is told the result.
+// during one loop turn shares one CheckpointStore::Commit at the end of it (group_commit.h).
 //
 // Reload (Apply): PlanReload decides (reload_plan.h); the fleet carries the plan out —
 //   kept: untouched, queue and connection included;
@@ -50,6 +49,7 @@
 #include "daemon/config/config.h"
 #include "daemon/kafka/publisher.h"
 #include "daemon/pipeline/account.h"
+#include "daemon/pipeline/group_commit.h"
 #include "daemon/state/checkpoint_store.h"
 #include "daemon/state/dead_letter_spool.h"
 #include "daemon/zulip/http_transport.h"
@@ -144,7 +144,6 @@ class AccountFleet {
   // Cancels the delayed Start of the account in `slot`, if it has not run yet.
   void CancelStart(uint16_t slot);
   void RequestCommit(Account* account);
-  void CommitNow();
   void MaybeFinishShutdown();
   void FinishShutdown();
 
@@ -156,8 +155,7 @@ class AccountFleet {
   std::map<uint16_t, std::set<uint64_t>> draining_slots_;
   std::map<uint16_t, Retirement> retiring_;
   std::map<uint16_t, Scheduler::TimerId> start_timers_;  // accounts not started yet
-  std::set<Account*> commit_waiters_;
-  bool commit_scheduled_ = false;
+  GroupCommit group_commit_;
   bool stopping_ = false;
   bool stopped_ = false;
   Scheduler::TimerId flush_deadline_ = 0;
