@@ -249,7 +249,7 @@ HttpRequest ZulipClient::NewRequest(HttpMethod method, std::string_view endpoint
 ZulipClient::Handle ZulipClient::ServerSettings(
     std::function<void(ZulipReply<ServerSettingsResult>)> done) {
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     ZulipReply<ServerSettingsResult> reply;
     reply.outcome = ClassifyZulipResponse(ZulipEndpoint::kServerSettings, result);
     rapidjson::Document doc;
@@ -270,7 +270,7 @@ ZulipClient::Handle ZulipClient::Register(std::vector<std::pair<std::string, std
   HttpRequest request = NewRequest(HttpMethod::kPost, "register");
   request.form = std::move(fields);
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     ZulipReply<RegisterResult> reply;
     reply.outcome = ClassifyZulipResponse(ZulipEndpoint::kRegister, result);
     rapidjson::Document doc;
@@ -348,7 +348,7 @@ ZulipClient::Handle ZulipClient::DeleteQueue(std::string queue_id,
   request.form = {{"queue_id", std::move(queue_id)}};
   request.max_buffered_body = options_.max_error_body;
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     done(ClassifyZulipResponse(ZulipEndpoint::kDeleteQueue, result));
   };
   return transport_.Start(std::move(request), std::move(callbacks));
@@ -366,7 +366,7 @@ ZulipClient::Handle ZulipClient::GetMessages(
                    {"apply_markdown", json_bool(get.apply_markdown)},
                    {"client_gravatar", json_bool(get.client_gravatar)}};
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     ZulipReply<rapidjson::Document> reply;
     reply.outcome = ClassifyZulipResponse(ZulipEndpoint::kGetMessages, result);
     if (reply.outcome.ok() &&
