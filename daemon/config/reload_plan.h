@@ -1,6 +1,6 @@
 // The reload plan: what a new configuration does to the running daemon, decided without
 // touching it (no clock, no disk, no accounts), so that the rules of a reload can be tested as a
-// table. The Supervisor carries the plan out (supervisor.cc, ApplyConfig).
+// table. The fleet carries the plan out (pipeline/account_fleet.cc, AccountFleet::Apply).
 //
 // The rules (README "Reload"): all or nothing; a change to a restart-only key (state_dir, http,
 // kafka.brokers, kafka.properties, dead_letter, metrics) applies nothing and says which; else, by

@@ -158,9 +158,8 @@ class KafkaPublisher final : public ProcessPublisher {
   // (InvalidArgument, the old producer kept), for tests of what retries a rebuild.
   void FailNextRebuildsForTest(int count);
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit KafkaPublisher(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

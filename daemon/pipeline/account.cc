@@ -114,6 +114,7 @@ Checkpoint Account::CurrentCheckpoint(int64_t watermark) const {
 }
 
 void Account::Start(std::optional<Checkpoint> checkpoint) {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   if (checkpoint && checkpoint->site == config_.site) {
     // Not a bound for skipping anything: a lower message may not be in Kafka (acknowledgements
     // come out of order across partitions, and message events out of id order). Only where a
@@ -171,6 +172,7 @@ void Account::Start(std::optional<Checkpoint> checkpoint) {
 }
 
 void Account::Stop() {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   if (request_ != 0) {
     client_.Cancel(request_);
     request_ = 0;
@@ -188,6 +190,7 @@ void Account::Stop() {
 }
 
 void Account::DeleteQueueAtZulip(std::function<void(bool gone)> done) {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   std::string queue_id = queue_id_;
   if (queue_id.empty()) {
     // Never started (a reload removed it before its delayed start), or no queue resumed yet:
@@ -296,6 +299,7 @@ void Account::StageCheckpoint(AccountState next) {
 }
 
 void Account::OnCommitted(const Status& status) {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   if (state_ != AccountState::kCommittingQueue && state_ != AccountState::kCommitting) return;
   if (!status.ok()) {
     // Nothing durable moved, so nothing may be acknowledged: keep the watermark staged and try
@@ -334,6 +338,7 @@ void Account::OnCommitted(const Status& status) {
 }
 
 bool Account::StageFinalCheckpoint() {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   if (queue_id_.empty()) return false;
   // The floor may have come down (a message below it arrived) with nothing settled since.
   if (watermark_.settled() <= durable_watermark_ && !gap_records_.changed_since_staged() &&
@@ -554,6 +559,7 @@ void Account::MaybeAdvance() {
 }
 
 void Account::OnDelivery(const DeliveryReport& report) {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   const InFlightRecord* found = in_flight_.Find(report.token);
   if (found == nullptr) return;  // a repeat after a producer rebuild
   const InFlightRecord entry = *found;
@@ -612,6 +618,7 @@ void Account::Settle(uint64_t token) {
 }
 
 void Account::OnProducerRoom() {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   if (!transfer_paused_ || request_ == 0) return;
   transfer_paused_ = false;
   client_.Resume(request_);
@@ -801,6 +808,7 @@ uint64_t Account::forwarded() const {
 }
 
 AccountSnapshot Account::Snapshot() const {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   AccountSnapshot snapshot;
   snapshot.name = config_.name;
   snapshot.state = state_;

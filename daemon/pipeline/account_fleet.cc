@@ -52,6 +52,7 @@ AccountFleet::~AccountFleet() {
 }
 
 void AccountFleet::Start() {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   for (const Checkpoint& checkpoint : UnconfiguredCheckpoints()) {
     // The account was removed from the configuration while the daemon was stopped. Its
     // credentials went with it, so its queue cannot be deleted from here, and the queue still
@@ -127,6 +128,7 @@ void AccountFleet::AddAccount(const AccountConfig& account_config, Clock::Durati
 }
 
 FleetReload AccountFleet::Apply(Config next) {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   if (stopping_) return {false, "the daemon is stopping"};
   std::vector<RunningAccount> running;
   for (size_t i = 0; i < accounts_.size(); ++i) {
@@ -325,6 +327,7 @@ void AccountFleet::CountDrainingSlots() {
 }
 
 void AccountFleet::OnDeliveries(const std::vector<DeliveryReport>& reports) {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   for (const DeliveryReport& report : reports) {
     uint16_t slot = Account::SlotOfToken(report.token);
     if (slot < accounts_.size() && accounts_[slot]) {
@@ -367,6 +370,7 @@ void AccountFleet::CommitNow() {
 }
 
 void AccountFleet::BeginShutdown() {
+  ZB_DCHECK_ON_LOOP(env_.loop);
   if (stopping_) return;
   stopping_ = true;
   size_t in_flight = 0;

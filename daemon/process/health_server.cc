@@ -12,7 +12,7 @@
 
 #include "daemon/base/clock.h"
 #include "daemon/base/log.h"
-#include "daemon/process/supervisor.h"
+#include "daemon/process/health_source.h"
 
 namespace zb {
 
@@ -23,16 +23,16 @@ struct HealthServer::Impl {
 
 namespace {
 
-std::string ReadyBody(const Supervisor& supervisor) {
+std::string ReadyBody(const HealthSource& source) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   w.StartObject();
   w.Key("ready");
-  w.Bool(supervisor.ready());
+  w.Bool(source.ready());
   // For `zulip-bridge reload`: whom to signal, and how the last reload went.
   w.Key("pid");
   w.Int64(getpid());
-  ReloadOutcome reload = supervisor.LastReload();
+  ReloadOutcome reload = source.LastReload();
   w.Key("reload");
   w.StartObject();
   w.Key("generation");
@@ -48,7 +48,7 @@ std::string ReadyBody(const Supervisor& supervisor) {
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              RealClock::Instance().WallNow().time_since_epoch())
                              .count();
-  for (const AccountSnapshot& a : supervisor.AccountSnapshots()) {
+  for (const AccountSnapshot& a : source.AccountSnapshots()) {
     w.StartObject();
     w.Key("name");
     w.String(a.name);
@@ -92,9 +92,9 @@ std::string ReadyBody(const Supervisor& supervisor) {
 // Series derived from the accounts' snapshots at scrape time rather than updated by the
 // accounts: one 0/1 gauge per account and state (so a dashboard can count accounts by state
 // and alert on "parked"), and the records each account has in the producer's hands.
-void UpdateSnapshotMetrics(Supervisor& supervisor) {
-  MetricsRegistry& registry = supervisor.metrics();
-  for (const AccountSnapshot& a : supervisor.AccountSnapshots()) {
+void UpdateSnapshotMetrics(HealthSource& source) {
+  MetricsRegistry& registry = source.metrics();
+  for (const AccountSnapshot& a : source.AccountSnapshots()) {
     for (int s = static_cast<int>(AccountState::kIdle);
          s <= static_cast<int>(AccountState::kStopped); ++s) {
       auto state = static_cast<AccountState>(s);
@@ -114,21 +114,21 @@ void UpdateSnapshotMetrics(Supervisor& supervisor) {
 }  // namespace
 
 StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const HttpConfig& config,
-                                                            Supervisor& supervisor) {
+                                                            HealthSource& source) {
   auto impl = std::make_unique<Impl>();
   httplib::Server& server = impl->server;
-  server.Get("/healthz", [&supervisor](const httplib::Request&, httplib::Response& res) {
-    bool alive = supervisor.LoopAliveWithin(std::chrono::seconds(30));
+  server.Get("/healthz", [&source](const httplib::Request&, httplib::Response& res) {
+    bool alive = source.LoopAliveWithin(std::chrono::seconds(30));
     res.status = alive ? 200 : 503;
     res.set_content(alive ? "ok\n" : "event loop stalled\n", "text/plain");
   });
-  server.Get("/readyz", [&supervisor](const httplib::Request&, httplib::Response& res) {
-    res.status = supervisor.ready() ? 200 : 503;
-    res.set_content(ReadyBody(supervisor), "application/json");
+  server.Get("/readyz", [&source](const httplib::Request&, httplib::Response& res) {
+    res.status = source.ready() ? 200 : 503;
+    res.set_content(ReadyBody(source), "application/json");
   });
-  server.Get("/metrics", [&supervisor](const httplib::Request&, httplib::Response& res) {
-    UpdateSnapshotMetrics(supervisor);
-    res.set_content(supervisor.metrics().RenderPrometheus(), "text/plain; version=0.0.4");
+  server.Get("/metrics", [&source](const httplib::Request&, httplib::Response& res) {
+    UpdateSnapshotMetrics(source);
+    res.set_content(source.metrics().RenderPrometheus(), "text/plain; version=0.0.4");
   });
   int port = config.port;
   if (port == 0) {

@@ -8,8 +8,9 @@
 //             account never makes the daemon unready.
 //   /metrics  Prometheus text format.
 //
-// The only TU that includes cpp-httplib. Threads: its own listener thread; it reads the
-// supervisor's snapshots and metrics, which are safe from any thread.
+// The only TU that includes cpp-httplib. It reads the daemon through HealthSource
+// (health_source.h), which the Supervisor implements. Threads: its own listener thread; every
+// HealthSource method is safe from it.
 #ifndef ZB_DAEMON_PROCESS_HEALTH_SERVER_H_
 #define ZB_DAEMON_PROCESS_HEALTH_SERVER_H_
 
@@ -21,14 +22,14 @@
 
 namespace zb {
 
-class Supervisor;
+class HealthSource;
 
 class HealthServer {
  public:
   // Binds `config.host:config.port` (port 0: any free port) and starts serving. IOError naming
   // the address when it cannot bind.
   static StatusOr<std::unique_ptr<HealthServer>> Start(const HttpConfig& config,
-                                                       Supervisor& supervisor);
+                                                       HealthSource& source);
   // Stops the listener and joins its thread.
   ~HealthServer();
   HealthServer(const HealthServer&) = delete;
@@ -37,9 +38,8 @@ class HealthServer {
   // The bound port (useful with port 0).
   int port() const { return port_; }
 
-  struct Impl;
-
  private:
+  struct Impl;
   HealthServer(std::unique_ptr<Impl> impl, int port);
   std::unique_ptr<Impl> impl_;
   int port_;

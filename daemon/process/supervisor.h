@@ -46,6 +46,7 @@
 #include "daemon/kafka/producer_rebuilder.h"
 #include "daemon/pipeline/account.h"
 #include "daemon/pipeline/account_fleet.h"
+#include "daemon/process/health_source.h"
 #include "daemon/process/systemd_notify.h"
 #include "daemon/state/checkpoint_store.h"
 #include "daemon/state/dead_letter_spool.h"
@@ -56,14 +57,7 @@ namespace zb {
 
 class HealthServer;
 
-// What the last reload did, for /readyz and `zulip-bridge reload`.
-struct ReloadOutcome {
-  uint64_t generation = 0;  // reloads attempted since start; 0: none yet
-  bool applied = false;
-  std::string message;  // a summary when applied, why not otherwise
-};
-
-class Supervisor {
+class Supervisor final : public HealthSource {
  public:
   explicit Supervisor(Config config);
   ~Supervisor();
@@ -82,15 +76,15 @@ class Supervisor {
   // Asks Run() to read the configuration file again and apply it as described above. Any
   // thread. Requests made before the daemon is up are applied once it is.
   void RequestReload();
-  ReloadOutcome LastReload() const;
 
-  // Snapshots of every account, refreshed by the loop about once a second. Any thread.
-  std::vector<AccountSnapshot> AccountSnapshots() const;
-  // True once config, state and producer are up (what READY=1 and /readyz say).
-  bool ready() const { return ready_.load(); }
-  MetricsRegistry& metrics() { return metrics_; }
-  // True when the event loop refreshed the snapshots within `within` (what /healthz says).
-  bool LoopAliveWithin(std::chrono::seconds within) const;
+  // HealthSource (health_source.h), for the health server; any thread.
+  ReloadOutcome LastReload() const override;
+  // Snapshots of every account, refreshed by the loop about once a second.
+  std::vector<AccountSnapshot> AccountSnapshots() const override;
+  bool ready() const override { return ready_.load(); }
+  MetricsRegistry& metrics() override { return metrics_; }
+  // True when the event loop refreshed the snapshots within `within`.
+  bool LoopAliveWithin(std::chrono::seconds within) const override;
 
  private:
   Status StartUp();

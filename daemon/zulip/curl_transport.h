@@ -56,9 +56,8 @@ class CurlTransport final : public HttpTransport {
   // Transfers started and not yet finished or cancelled.
   size_t ActiveTransfers() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit CurlTransport(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
