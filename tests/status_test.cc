@@ -1,6 +1,7 @@
 #include "daemon/base/status.h"
 
 #include <cerrno>
+#include <cstring>
 
 #include <gtest/gtest.h>
 
@@ -38,6 +39,16 @@ TEST(StatusTest, FromErrnoNamesPathAndReason) {
   Status status = Status::FromErrno("/var/lib/zulip-bridge/x.ckpt", ENOSPC);
   EXPECT_TRUE(status.IsIOError());
   EXPECT_EQ(status.message(), "/var/lib/zulip-bridge/x.ckpt: No space left on device");
+}
+
+TEST(StatusTest, ErrnoTextIsStrerrorsText) {
+  EXPECT_EQ(ErrnoText(ENOENT), "No such file or directory");
+  EXPECT_EQ(ErrnoText(ENOSPC), "No space left on device");
+  EXPECT_EQ(ErrnoText(EINTR), std::strerror(EINTR));
+}
+
+TEST(StatusTest, ErrnoTextNamesAnUnknownValue) {
+  EXPECT_EQ(ErrnoText(99999), "Unknown error 99999");
 }
 
 TEST(StatusTest, WithContextPrefixesErrorsAndLeavesOkAlone) {

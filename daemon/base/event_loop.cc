@@ -53,7 +53,7 @@ void EventLoop::Stop() {
   Wakeup();
 }
 
-void EventLoop::Wakeup() {
+void EventLoop::Wakeup() const {
   uint64_t one = 1;
   // EAGAIN means the counter is already non-zero: the loop will wake anyway.
   ssize_t n = write(wake_fd_, &one, sizeof one);

@@ -57,7 +57,7 @@ class EventLoop final : public Scheduler {
   void Post(std::function<void()> task) override;
 
   // Makes the loop re-check its timers and posted tasks now. Any thread.
-  void Wakeup();
+  void Wakeup() const;
 
   // Calls `callback` once, on the loop thread, when Now() >= now + delay (or `deadline`).
   // Timers due at the same time fire in the order they were added. Loop thread only.

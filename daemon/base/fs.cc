@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <memory>
 
 namespace zb {
@@ -44,7 +43,7 @@ int OpenRetrying(const std::string& path, int flags, mode_t mode = 0) {
 }
 
 Status ErrnoStatus(const std::string& what, int err) {
-  if (err == ENOENT) return Status::NotFound(what + ": " + std::strerror(err));
+  if (err == ENOENT) return Status::NotFound(what + ": " + ErrnoText(err));
   return Status::FromErrno(what, err);
 }
 

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 namespace zb {
 namespace {
@@ -70,6 +72,13 @@ std::string EscapeHelp(const std::string& help) {
     }
   }
   return out;
+}
+
+// Appends one sample line, "<name><suffix><labels> <value>\n", in place: /metrics renders
+// every series on each scrape, so no temporary string per piece.
+void AppendSample(std::string& out, std::string_view name, std::string_view suffix,
+                  std::string_view labels, std::string_view value) {
+  out.append(name).append(suffix).append(labels).append(" ").append(value).append("\n");
 }
 
 }  // namespace
@@ -155,25 +164,25 @@ std::string MetricsRegistry::RenderPrometheus() const {
     for (const auto& [rendered, series] : family.series) {
       switch (family.kind) {
         case Kind::kCounter:
-          out += name + rendered + " " + std::to_string(series.counter->value()) + "\n";
+          AppendSample(out, name, "", rendered, std::to_string(series.counter->value()));
           break;
         case Kind::kGauge:
-          out += name + rendered + " " + FormatValue(series.gauge->value()) + "\n";
+          AppendSample(out, name, "", rendered, FormatValue(series.gauge->value()));
           break;
         case Kind::kHistogram: {
           const Histogram& h = *series.histogram;
           uint64_t cumulative = 0;
           for (size_t i = 0; i < h.upper_bounds().size(); ++i) {
             cumulative += h.bucket_count(i);
-            out += name + "_bucket" +
-                   RenderLabels(series.labels, "le", FormatValue(h.upper_bounds()[i])) + " " +
-                   std::to_string(cumulative) + "\n";
+            AppendSample(out, name, "_bucket",
+                         RenderLabels(series.labels, "le", FormatValue(h.upper_bounds()[i])),
+                         std::to_string(cumulative));
           }
           cumulative += h.bucket_count(h.upper_bounds().size());
-          out += name + "_bucket" + RenderLabels(series.labels, "le", "+Inf") + " " +
-                 std::to_string(cumulative) + "\n";
-          out += name + "_sum" + rendered + " " + FormatValue(h.sum()) + "\n";
-          out += name + "_count" + rendered + " " + std::to_string(h.count()) + "\n";
+          AppendSample(out, name, "_bucket", RenderLabels(series.labels, "le", "+Inf"),
+                       std::to_string(cumulative));
+          AppendSample(out, name, "_sum", rendered, FormatValue(h.sum()));
+          AppendSample(out, name, "_count", rendered, std::to_string(h.count()));
           break;
         }
       }

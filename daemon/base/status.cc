@@ -4,6 +4,25 @@
 
 namespace zb {
 
+namespace {
+
+// strerror_r comes in two shapes: glibc's GNU one (what g++ and clang++ give us, as they define
+// _GNU_SOURCE) returns the text, which may or may not be in `buffer`; the POSIX one returns 0
+// and fills `buffer`. Overloading on the result type takes whichever the headers declare.
+[[maybe_unused]] const char* StrerrorText(const char* text, const char* /*buffer*/) { return text; }
+[[maybe_unused]] const char* StrerrorText(int rc, const char* buffer) {
+  return rc == 0 ? buffer : nullptr;
+}
+
+}  // namespace
+
+std::string ErrnoText(int errno_value) {
+  char buffer[256] = {};
+  const char* text = StrerrorText(strerror_r(errno_value, buffer, sizeof buffer), buffer);
+  if (text == nullptr) return "Unknown error " + std::to_string(errno_value);
+  return text;
+}
+
 std::string_view CodeName(Status::Code code) {
   switch (code) {
     case Status::Code::kOk:
@@ -29,7 +48,7 @@ std::string_view CodeName(Status::Code code) {
 Status Status::FromErrno(std::string_view what, int errno_value) {
   std::string msg(what);
   msg += ": ";
-  msg += std::strerror(errno_value);
+  msg += ErrnoText(errno_value);
   return IOError(std::move(msg));
 }
 

@@ -20,6 +20,11 @@
 
 namespace zb {
 
+// The text of errno value `errno_value` ("No such file or directory"), as strerror gives it,
+// but safe to call from any thread at once (strerror may share one buffer between threads).
+// "Unknown error N" for a value the C library does not know.
+std::string ErrnoText(int errno_value);
+
 class [[nodiscard]] Status {
  public:
   enum class Code {
@@ -42,7 +47,7 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
-  // "what: strerror(errno_value)", for a failed system call on `what` (usually a path).
+  // "what: ErrnoText(errno_value)", for a failed system call on `what` (usually a path).
   static Status FromErrno(std::string_view what, int errno_value);
   static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
   static Status Unauthenticated(std::string msg) {

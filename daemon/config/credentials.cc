@@ -7,18 +7,18 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <regex>
 #include <set>
 #include <utility>
 
+#include "daemon/base/status.h"
 #include "daemon/config/diagnostics.h"
 
 namespace zb::config_internal {
 namespace {
 
-constexpr size_t kMaxCredentialFileBytes = 64 * 1024;
+constexpr size_t kMaxCredentialFileBytes = size_t{64} * 1024;
 
 const Keys kZuliprcKeys = {"key",         "email",           "site",    "client_cert",
                            "cert_bundle", "client_cert_key", "insecure"};
@@ -67,7 +67,7 @@ bool SubstituteEnv(std::string_view in, const EnvLookup& env, std::string* out,
 bool ReadSmallFile(const std::string& path, std::string* out, std::string* error) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    *error = "cannot read " + Quote(path) + ": " + std::strerror(errno);
+    *error = "cannot read " + Quote(path) + ": " + ErrnoText(errno);
     return false;
   }
   out->clear();
@@ -76,7 +76,7 @@ bool ReadSmallFile(const std::string& path, std::string* out, std::string* error
     ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0) {
       if (errno == EINTR) continue;
-      *error = "cannot read " + Quote(path) + ": " + std::strerror(errno);
+      *error = "cannot read " + Quote(path) + ": " + ErrnoText(errno);
       ::close(fd);
       return false;
     }
@@ -95,7 +95,7 @@ bool ReadSmallFile(const std::string& path, std::string* out, std::string* error
 bool CheckReadable(const std::string& path, std::string* error) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    *error = "cannot read " + Quote(path) + ": " + std::strerror(errno);
+    *error = "cannot read " + Quote(path) + ": " + ErrnoText(errno);
     return false;
   }
   char byte;
@@ -103,7 +103,7 @@ bool CheckReadable(const std::string& path, std::string* error) {
   int read_errno = errno;
   ::close(fd);
   if (n < 0) {
-    *error = "cannot read " + Quote(path) + ": " + std::strerror(read_errno);
+    *error = "cannot read " + Quote(path) + ": " + ErrnoText(read_errno);
     return false;
   }
   return true;

@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <regex>
 #include <system_error>
 
+#include "daemon/base/status.h"
 #include "daemon/config/credentials.h"
 
 namespace zb::config_internal {
@@ -28,7 +28,7 @@ void CheckStateDir(Diagnostics& diag, const Entry& e, const std::string& dir) {
       partial /= part;
       if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
         diag.Add(e.Mark(), e.path,
-                 "cannot create " + Quote(partial.string()) + ": " + std::strerror(errno) +
+                 "cannot create " + Quote(partial.string()) + ": " + ErrnoText(errno) +
                      "; expected a directory the daemon can create and write");
         return;
       }
@@ -43,7 +43,7 @@ void CheckStateDir(Diagnostics& diag, const Entry& e, const std::string& dir) {
   int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     diag.Add(e.Mark(), e.path,
-             "cannot write in " + Quote(dir) + ": " + std::strerror(errno) +
+             "cannot write in " + Quote(dir) + ": " + ErrnoText(errno) +
                  "; expected a directory the daemon can write");
     return;
   }

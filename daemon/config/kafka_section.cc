@@ -170,9 +170,9 @@ class KafkaReader {
       }
       if ((name == "acks" || name == "request.required.acks") && lower != "all" && lower != "-1") {
         diag_.Add(e.Mark(), e.path,
-                  name + "=" + value +
+                  std::string(name).append("=").append(value).append(
                       " would let a broker failure lose acknowledged events, breaking "
-                      "at-least-once delivery; expected all (or remove it)");
+                      "at-least-once delivery; expected all (or remove it)"));
         continue;
       }
       if (name == "enable.idempotence" && lower != "true") {

@@ -70,8 +70,9 @@ std::string RenderConfig(const Config& c) {
   out << YAML::Key << "control_topic" << YAML::Value << c.kafka.control_topic;
   out << YAML::Key << "key" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "default" << YAML::Value << std::string(KeyChoiceName(c.kafka.default_key));
-  for (const auto& [type, key] : c.kafka.keys)
+  for (const auto& [type, key] : c.kafka.keys) {
     out << YAML::Key << type << YAML::Value << std::string(KeyChoiceName(key));
+  }
   out << YAML::EndMap;
   out << YAML::Key << "flush_timeout_secs" << YAML::Value << c.kafka.flush_timeout_secs;
   out << YAML::Key << "properties" << YAML::Value << YAML::BeginMap;

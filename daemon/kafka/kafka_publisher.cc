@@ -219,7 +219,8 @@ struct KafkaPublisher::Impl {
     // rd_kafka_new takes the configuration only when it succeeds.
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof errstr);
     if (rk == nullptr) return Status::InvalidArgument(std::string("kafka producer: ") + errstr);
-    conf.release();
+    // rk owns the configuration now; release() hands back the pointer rd_kafka_new took.
+    (void)conf.release();
     return KafkaHandle(rk);
   }
 

@@ -36,8 +36,9 @@ Status ParseBroker(const std::string& key, const rapidjson::Value& b, KafkaBroke
     return Status::Corruption("kafka statistics: brokers[" + key + "]." + field +
                               " has the wrong type");
   };
-  if (!b.IsObject())
+  if (!b.IsObject()) {
     return Status::Corruption("kafka statistics: brokers[" + key + "] not an object");
+  }
   out->name = key;
   if (!ReadString(b, "name", &out->name)) return bad("name");
   if (!ReadInt(b, "nodeid", &out->node_id)) return bad("nodeid");

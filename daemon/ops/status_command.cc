@@ -74,10 +74,10 @@ StatusOr<std::string> FormatStatusTable(std::string_view readyz_json) {
     }
     std::string detail = StringMember(a, "parked_reason");
     if (!detail.empty()) {
-      detail = "parked: " + detail;
+      detail.insert(0, "parked: ");
     } else {
       detail = StringMember(a, "last_error");
-      if (!detail.empty()) detail = "last error: " + detail;
+      if (!detail.empty()) detail.insert(0, "last error: ");
     }
     std::string queue = StringMember(a, "queue_id");
     rows.push_back({StringMember(a, "name"), StringMember(a, "state"), queue.empty() ? "-" : queue,

@@ -208,32 +208,34 @@ void Account::DeleteQueueAtZulip(std::function<void(bool gone)> done) {
 }
 
 void Account::DeleteQueue(const std::string& queue_id, std::function<void(bool gone)> done) {
-  delete_request_ = client_.DeleteQueue(queue_id, [this, queue_id, done](ZulipOutcome outcome) {
-    delete_request_ = 0;
-    // A queue Zulip no longer knows is as good as deleted.
-    bool gone = outcome.ok() || outcome.kind == ZulipErrorKind::kQueueLost;
-    if (gone) {
-      LogAccount(LogLevel::kInfo, name(), "event queue deleted", {{"queue_id", queue_id}});
-    } else {
-      // Nothing is lost by keeping it: Zulip drops it after its lifespan.
-      LogAccount(LogLevel::kWarn, name(),
-                 "could not delete the event queue; Zulip drops it after its lifespan",
-                 {{"queue_id", queue_id}, {"error", outcome.status.message()}});
-    }
-    if (done) done(gone);
-  });
+  delete_request_ = client_.DeleteQueue(
+      queue_id, [this, queue_id, done = std::move(done)](const ZulipOutcome& outcome) {
+        delete_request_ = 0;
+        // A queue Zulip no longer knows is as good as deleted.
+        bool gone = outcome.ok() || outcome.kind == ZulipErrorKind::kQueueLost;
+        if (gone) {
+          LogAccount(LogLevel::kInfo, name(), "event queue deleted", {{"queue_id", queue_id}});
+        } else {
+          // Nothing is lost by keeping it: Zulip drops it after its lifespan.
+          LogAccount(LogLevel::kWarn, name(),
+                     "could not delete the event queue; Zulip drops it after its lifespan",
+                     {{"queue_id", queue_id}, {"error", outcome.status.message()}});
+        }
+        if (done) done(gone);
+      });
 }
 
 void Account::Register() {
   if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
   SetState(AccountState::kRegistering);
-  request_ = client_.Register(RegisterFields(config_), [this](ZulipReply<RegisterResult> reply) {
-    request_ = 0;
-    OnRegistered(std::move(reply));
-  });
+  request_ =
+      client_.Register(RegisterFields(config_), [this](const ZulipReply<RegisterResult>& reply) {
+        request_ = 0;
+        OnRegistered(reply);
+      });
 }
 
-void Account::OnRegistered(ZulipReply<RegisterResult> reply) {
+void Account::OnRegistered(const ZulipReply<RegisterResult>& reply) {
   NotePacing(reply.outcome.rate_limit);
   if (!reply.outcome.ok()) {
     HandleFailure(reply.outcome, RetryAction::kRegister);
@@ -727,12 +729,13 @@ void Account::AddGapRecord(const GapRecord& gap) {
 void Account::RunBackfillBatch() {
   if (state_ == AccountState::kStopped || state_ == AccountState::kParked) return;
   SetState(AccountState::kBackfilling);
-  recovery_.NextBatch(feature_level_, [this](const ZulipOutcome& outcome, BackfillBatch batch) {
-    OnBackfillBatch(outcome, std::move(batch));
-  });
+  recovery_.NextBatch(feature_level_,
+                      [this](const ZulipOutcome& outcome, const BackfillBatch& batch) {
+                        OnBackfillBatch(outcome, batch);
+                      });
 }
 
-void Account::OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch) {
+void Account::OnBackfillBatch(const ZulipOutcome& outcome, const BackfillBatch& batch) {
   NotePacing(outcome.rate_limit);
   if (outcome.ok()) backoff_.Reset();
   const int64_t now_ms = WallMillis(env_.clock);

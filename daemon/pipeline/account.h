@@ -193,7 +193,7 @@ class Account {
 
  private:
   void Register();
-  void OnRegistered(ZulipReply<RegisterResult> reply);
+  void OnRegistered(const ZulipReply<RegisterResult>& reply);
   void Poll();
   bool OnBodyChunk(std::string_view chunk);
   bool OnEvent(std::string_view event_json);
@@ -227,7 +227,7 @@ class Account {
   // is durable.
   void AddGapRecord(const GapRecord& gap);
   void RunBackfillBatch();
-  void OnBackfillBatch(const ZulipOutcome& outcome, BackfillBatch batch);
+  void OnBackfillBatch(const ZulipOutcome& outcome, const BackfillBatch& batch);
   // Routes and produces one backfilled message, received at `now_ms`, for GapRecovery.
   BackfillProduce ProduceBackfilled(const BackfilledMessage& message, int64_t now_ms);
   void SetState(AccountState state);

@@ -113,7 +113,8 @@ void RefusedRecords::ReproduceHeld() {
     event_ids_.erase(token);
     env_.metrics.reproduced.Inc();
   }
-  to_reproduce_.erase(to_reproduce_.begin(), to_reproduce_.begin() + done);
+  to_reproduce_.erase(to_reproduce_.begin(),
+                      to_reproduce_.begin() + static_cast<std::ptrdiff_t>(done));
   if (!to_reproduce_.empty()) {
     reproduce_timer_ = env_.loop.AddTimer(kReproduceDelay, [this] { ReproduceHeld(); });
   }
@@ -180,7 +181,8 @@ void RefusedRecords::RetrySpool() {
     LogAccount(LogLevel::kError, env_.account,
                "dead-letter spool still refuses; holding the account",
                {{"records", pending.size() - i}, {"error", spooled.message()}});
-    to_spool_.insert(to_spool_.end(), std::make_move_iterator(pending.begin() + i),
+    to_spool_.insert(to_spool_.end(),
+                     std::make_move_iterator(pending.begin() + static_cast<std::ptrdiff_t>(i)),
                      std::make_move_iterator(pending.end()));
     break;
   }

@@ -65,7 +65,7 @@ std::string ReadyBody(const HealthSource& source) {
     w.Uint64(a.in_flight);
     w.Key("last_event_age_secs");
     if (a.last_event_unix_ms) {
-      w.Double(std::max<int64_t>(now_ms - *a.last_event_unix_ms, 0) / 1000.0);
+      w.Double(static_cast<double>(std::max<int64_t>(now_ms - *a.last_event_unix_ms, 0)) / 1000.0);
     } else {
       w.Null();
     }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -83,6 +84,9 @@ int RunDaemon(zb::Config config) {
   });
   zb::Status status = supervisor.Run();
   done = true;
+  // Not to end the thread: SIGTERM is blocked in every thread, so this only wakes its sigwait,
+  // and the thread, seeing `done`, returns.
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread): see above
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   if (!status.ok()) {
@@ -92,9 +96,8 @@ int RunDaemon(zb::Config config) {
   return kExitOk;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The whole program; main() only adds what happens to an exception that escapes it.
+int Main(int argc, char** argv) {
   CLI::App app{"zulip-bridge: forwards Zulip's real-time events to Kafka, losing none"};
   bool show_version = false;
   bool check_config = false;
@@ -197,4 +200,17 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   return RunDaemon(std::move(*config));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (...) {
+    // An exception here is a bug: nothing below main may let one out (flag parsing catches its
+    // own). std::terminate inside the handler prints the exception's type and what() and
+    // aborts, as an exception escaping main always did; catching first says so in code.
+    std::terminate();
+  }
 }

@@ -8,18 +8,24 @@
 
 namespace zb {
 
-bool SystemdNotifier::enabled() const {
+namespace {
+
+bool HasNotifySocket() {
   const char* socket = std::getenv("NOTIFY_SOCKET");
   return socket != nullptr && *socket != '\0';
 }
 
-void SystemdNotifier::Send(std::string_view state) {
-  if (!enabled()) return;
+void Send(std::string_view state) {
+  if (!HasNotifySocket()) return;
   std::string message(state);
   // sd_notify returns <= 0 when it could not send; there is nothing useful to do about it
   // (systemd will notice a missing READY or watchdog ping itself).
   (void)sd_notify(/*unset_environment=*/0, message.c_str());
 }
+
+}  // namespace
+
+bool SystemdNotifier::enabled() const { return HasNotifySocket(); }
 
 void SystemdNotifier::Ready() { Send("READY=1"); }
 

@@ -36,9 +36,6 @@ class SystemdNotifier {
   // How often to ping: half the WatchdogSec= systemd asked for (WATCHDOG_USEC for this pid),
   // or nullopt when no watchdog is set up.
   static std::optional<std::chrono::microseconds> WatchdogPingInterval();
-
- private:
-  void Send(std::string_view state);
 };
 
 }  // namespace zb

@@ -160,8 +160,9 @@ StatusOr<Checkpoint> CheckpointStore::Parse(std::string_view json, std::string_v
                               " is newer than this zulip-bridge understands (" +
                               std::to_string(Checkpoint::kFormatVersion) + ")");
   }
-  if (v < 1)
+  if (v < 1) {
     return Status::Corruption(where + ": bad checkpoint format version " + std::to_string(v));
+  }
 
   Checkpoint c;
   Status missing;

@@ -128,7 +128,7 @@ class CurlTransport::Impl {
     for (int fd : watched_fds_) loop_.UnwatchFd(fd);
   }
 
-  Handle Start(HttpRequest request, HttpCallbacks callbacks);
+  Handle Start(const HttpRequest& request, HttpCallbacks callbacks);
   void Pause(Handle handle);
   void Resume(Handle handle);
   void Cancel(Handle handle);
@@ -210,7 +210,8 @@ class CurlTransport::Impl {
   int in_curl_ = 0;  // depth of calls into curl on the stack
 };
 
-HttpTransport::Handle CurlTransport::Impl::Start(HttpRequest request, HttpCallbacks callbacks) {
+HttpTransport::Handle CurlTransport::Impl::Start(const HttpRequest& request,
+                                                 HttpCallbacks callbacks) {
   auto t = std::make_unique<Transfer>();
   t->owner = this;
   t->handle = next_handle_++;
@@ -273,13 +274,15 @@ HttpTransport::Handle CurlTransport::Impl::Start(HttpRequest request, HttpCallba
     ZB_SETOPT(easy, CURLOPT_PASSWORD, request.basic_auth_password.c_str());
   }
 
-  if (!request.tls.ca_bundle.empty())
+  if (!request.tls.ca_bundle.empty()) {
     ZB_SETOPT(easy, CURLOPT_CAINFO, request.tls.ca_bundle.c_str());
+  }
   if (!request.tls.client_cert.empty()) {
     ZB_SETOPT(easy, CURLOPT_SSLCERT, request.tls.client_cert.c_str());
   }
-  if (!request.tls.client_key.empty())
+  if (!request.tls.client_key.empty()) {
     ZB_SETOPT(easy, CURLOPT_SSLKEY, request.tls.client_key.c_str());
+  }
   ZB_SETOPT(easy, CURLOPT_SSL_VERIFYPEER, request.tls.verify ? 1L : 0L);
   ZB_SETOPT(easy, CURLOPT_SSL_VERIFYHOST, request.tls.verify ? 2L : 0L);
 
@@ -601,7 +604,7 @@ CurlTransport::~CurlTransport() = default;
 // libcurl's multi handle is not thread-safe: every entry point runs on the loop's thread.
 HttpTransport::Handle CurlTransport::Start(HttpRequest request, HttpCallbacks callbacks) {
   ZB_DCHECK_ON_LOOP(impl_->loop());
-  return impl_->Start(std::move(request), std::move(callbacks));
+  return impl_->Start(request, std::move(callbacks));
 }
 void CurlTransport::Pause(Handle handle) {
   ZB_DCHECK_ON_LOOP(impl_->loop());

@@ -25,7 +25,7 @@ constexpr size_t kMaxCapturedKey = 16;
 
 EventSplitter::EventSplitter(Sink sink) : sink_(std::move(sink)) {}
 
-void EventSplitter::Fail(std::string what, size_t i) {
+void EventSplitter::Fail(const std::string& what, size_t i) {
   state_ = State::kError;
   error_ = Status::Corruption("events response: " + what + " at byte offset " +
                               std::to_string(offset_ + i));

@@ -140,7 +140,7 @@ class EventSplitter {
   // The current value ended just before data[end]; hands an event to the sink when it was one.
   void EndValue(const char* data, size_t end);
   void CloseContainer(const char* data, size_t i, char closer);
-  void Fail(std::string what, size_t i);
+  void Fail(const std::string& what, size_t i);
 
   Sink sink_;
   State state_ = State::kBeforeRoot;

@@ -152,13 +152,13 @@ BackfillPlan PlanBackfill(const AccountConfig& account, int64_t feature_level) {
         continue;
       }
     } else if (op == "channel" || op == "stream") {
-      plan.limits.push_back(op + ":" + operand +
-                            ": judged on each message's channel now; messages moved out of it "
-                            "since they were sent are not read back");
+      plan.limits.push_back(std::string(op).append(":").append(operand).append(
+          ": judged on each message's channel now; messages moved out of it "
+          "since they were sent are not read back"));
     } else if (op == "topic") {
-      plan.limits.push_back(op + ":" + operand +
-                            ": judged on each message's topic now; messages moved out of it "
-                            "since they were sent are not read back");
+      plan.limits.push_back(std::string(op).append(":").append(operand).append(
+          ": judged on each message's topic now; messages moved out of it "
+          "since they were sent are not read back"));
     }
     fetch.emplace_back(op, operand);
   }
@@ -371,6 +371,9 @@ void MessageBackfill::Rewind(Cursor& cursor) {
   Ask(cursor, std::move(request), &MessageBackfill::TakeRewindPage, "GET /messages (reading back)");
 }
 
+// Not const, though it could be: its address is a PageTaker, the type it shares with TakePage,
+// which writes members, and a const member function would not convert to it.
+// NOLINTNEXTLINE(readability-make-member-function-const): see above
 Status MessageBackfill::TakeRewindPage(Cursor& cursor, rapidjson::Document& doc) {
   if (!doc.IsObject()) return Status::Corruption("the answer is not a JSON object");
   auto messages = doc.FindMember("messages");

@@ -125,9 +125,13 @@ bool ParseSuccessBody(ZulipEndpoint endpoint, const std::string& body, rapidjson
                       ZulipOutcome& outcome) {
   Status parsed = ParseJson(body, doc);
   if (!parsed.ok() || !doc.IsObject()) {
+    // Built before the call: Fail's arguments are evaluated in no fixed order, so `outcome`
+    // may already be moved from when another argument reads it.
+    std::string detail = "HTTP " + std::to_string(outcome.http_status) +
+                         ": body is not a JSON object" +
+                         (parsed.ok() ? std::string() : " (" + parsed.message() + ")");
     outcome = Fail(std::move(outcome), ZulipErrorKind::kTransient, EndpointName(endpoint),
-                   "HTTP " + std::to_string(outcome.http_status) + ": body is not a JSON object" +
-                       (parsed.ok() ? std::string() : " (" + parsed.message() + ")"));
+                   std::move(detail));
     return false;
   }
   return true;
@@ -184,14 +188,18 @@ ZulipOutcome ClassifyZulipResponse(ZulipEndpoint endpoint, const HttpResult& res
     }
   }
   const std::string http_text = "HTTP " + std::to_string(http);
-  auto with_msg = [&]() {
-    if (!outcome.msg.empty()) return http_text + ": " + outcome.msg;
-    if (!outcome.code.empty()) return http_text + ": " + outcome.code;
-    return http_text;
-  };
+  // Built here, not inside the Fail(std::move(outcome), ...) calls below: a call's arguments
+  // are evaluated in no fixed order, and clang moves `outcome` first, so reading its msg in
+  // another argument lost Zulip's explanation from every error (a clang-tidy find).
+  std::string with_msg = http_text;
+  if (!outcome.msg.empty()) {
+    with_msg.append(": ").append(outcome.msg);
+  } else if (!outcome.code.empty()) {
+    with_msg.append(": ").append(outcome.code);
+  }
 
   if (http == 401) {
-    return Fail(std::move(outcome), ZulipErrorKind::kUnauthenticated, name, with_msg());
+    return Fail(std::move(outcome), ZulipErrorKind::kUnauthenticated, name, std::move(with_msg));
   }
   if (http == 429) {
     outcome.retry_after_seconds = ParseRetryAfterSeconds(result.head.retry_after);
@@ -201,10 +209,10 @@ ZulipOutcome ClassifyZulipResponse(ZulipEndpoint endpoint, const HttpResult& res
         outcome.retry_after_seconds = it->value.GetDouble();
       }
     }
-    return Fail(std::move(outcome), ZulipErrorKind::kRateLimited, name, with_msg());
+    return Fail(std::move(outcome), ZulipErrorKind::kRateLimited, name, std::move(with_msg));
   }
   if (http >= 500 || http == 408 || http == 0) {
-    return Fail(std::move(outcome), ZulipErrorKind::kTransient, name, with_msg());
+    return Fail(std::move(outcome), ZulipErrorKind::kTransient, name, std::move(with_msg));
   }
   if (!is_json) {
     // A proxy's page (nginx while Zulip restarts), not Zulip's answer: try again later.
@@ -213,12 +221,12 @@ ZulipOutcome ClassifyZulipResponse(ZulipEndpoint endpoint, const HttpResult& res
   }
   if ((endpoint == ZulipEndpoint::kGetEvents || endpoint == ZulipEndpoint::kDeleteQueue) &&
       IsQueueLost(outcome.code, outcome.msg)) {
-    return Fail(std::move(outcome), ZulipErrorKind::kQueueLost, name, with_msg());
+    return Fail(std::move(outcome), ZulipErrorKind::kQueueLost, name, std::move(with_msg));
   }
   if (endpoint == ZulipEndpoint::kRegister && http == 400) {
-    return Fail(std::move(outcome), ZulipErrorKind::kConfiguration, name, with_msg());
+    return Fail(std::move(outcome), ZulipErrorKind::kConfiguration, name, std::move(with_msg));
   }
-  return Fail(std::move(outcome), ZulipErrorKind::kBadRequest, name, with_msg());
+  return Fail(std::move(outcome), ZulipErrorKind::kBadRequest, name, std::move(with_msg));
 }
 
 ZulipClient::ZulipClient(HttpTransport& transport, ZulipClientOptions options)
@@ -241,7 +249,7 @@ HttpRequest ZulipClient::NewRequest(HttpMethod method, std::string_view endpoint
 ZulipClient::Handle ZulipClient::ServerSettings(
     std::function<void(ZulipReply<ServerSettingsResult>)> done) {
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     ZulipReply<ServerSettingsResult> reply;
     reply.outcome = ClassifyZulipResponse(ZulipEndpoint::kServerSettings, result);
     rapidjson::Document doc;
@@ -262,7 +270,7 @@ ZulipClient::Handle ZulipClient::Register(std::vector<std::pair<std::string, std
   HttpRequest request = NewRequest(HttpMethod::kPost, "register");
   request.form = std::move(fields);
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     ZulipReply<RegisterResult> reply;
     reply.outcome = ClassifyZulipResponse(ZulipEndpoint::kRegister, result);
     rapidjson::Document doc;
@@ -340,7 +348,7 @@ ZulipClient::Handle ZulipClient::DeleteQueue(std::string queue_id,
   request.form = {{"queue_id", std::move(queue_id)}};
   request.max_buffered_body = options_.max_error_body;
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     done(ClassifyZulipResponse(ZulipEndpoint::kDeleteQueue, result));
   };
   return transport_.Start(std::move(request), std::move(callbacks));
@@ -358,7 +366,7 @@ ZulipClient::Handle ZulipClient::GetMessages(
                    {"apply_markdown", json_bool(get.apply_markdown)},
                    {"client_gravatar", json_bool(get.client_gravatar)}};
   HttpCallbacks callbacks;
-  callbacks.on_done = [done = std::move(done)](HttpResult result) {
+  callbacks.on_done = [done = std::move(done)](const HttpResult& result) {
     ZulipReply<rapidjson::Document> reply;
     reply.outcome = ClassifyZulipResponse(ZulipEndpoint::kGetMessages, result);
     if (reply.outcome.ok() &&

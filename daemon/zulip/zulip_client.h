@@ -177,7 +177,7 @@ class ZulipClient {
   // again). `done` then says how the transfer ended: OK means the server answered 200 and the
   // whole body reached the sink; the caller still checks the body was complete JSON and treats
   // a body that was not as kTransient. A non-200 body never reaches the sink.
-  Handle GetEvents(const GetEventsRequest& request, std::function<bool(std::string_view)> sink,
+  Handle GetEvents(const GetEventsRequest& get, std::function<bool(std::string_view)> sink,
                    std::function<void(ZulipOutcome)> done);
 
   // DELETE /events. kQueueLost means the queue was already gone, which a caller deleting it
@@ -187,7 +187,7 @@ class ZulipClient {
   // GET /messages; the value is the parsed response body (a JSON object with "messages",
   // "found_newest"...), checked to be a success: parsed once, here, with the depth cap of every
   // body from the network (json_parse.h).
-  Handle GetMessages(const GetMessagesRequest& request,
+  Handle GetMessages(const GetMessagesRequest& get,
                      std::function<void(ZulipReply<rapidjson::Document>)> done);
 
   // Pass-through to the transport, for the handles above.
