@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "daemon/config/topic_template.h"
+#include "daemon/pipeline/record_headers.h"
 
 namespace zb {
 namespace {
@@ -11,15 +12,6 @@ void AppendInt(std::string& out, int64_t value) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
   out.append(buf, end);
-}
-
-// Sets header `index` of `headers` to (name, value), reusing the strings already there.
-std::string& SetHeader(std::vector<std::pair<std::string, std::string>>& headers, size_t index,
-                       std::string_view name) {
-  if (headers.size() <= index) headers.resize(index + 1);
-  headers[index].first.assign(name);
-  headers[index].second.clear();
-  return headers[index].second;
 }
 
 }  // namespace
@@ -104,32 +96,8 @@ Status EventRouter::Route(const RouteInput& in, RoutedRecord& out) const {
       break;
   }
 
-  size_t n = 0;
-  SetHeader(out.headers, n++, "zulip-site") = options_.site;
-  SetHeader(out.headers, n++, "zulip-account").assign(in.account);
-  SetHeader(out.headers, n++, "zulip-event-type") = event.type;
-  if (backfilled) {
-    SetHeader(out.headers, n++, "zulip-backfill") = "true";
-  } else {
-    SetHeader(out.headers, n++, "zulip-queue-id").assign(in.queue_id);
-    AppendInt(SetHeader(out.headers, n++, "zulip-event-id"), event.id);
-  }
-  AppendInt(SetHeader(out.headers, n++, "zulip-feature-level"), in.feature_level);
-  SetHeader(out.headers, n++, "bridge-version") = options_.bridge_version;
-  std::string& dedup = SetHeader(out.headers, n++, "zulip-dedup-key");
-  if (is_message && event.message_id) {
-    dedup += "msg:";
-    dedup += options_.site;
-    dedup += ':';
-    AppendInt(dedup, *event.message_id);
-  } else {
-    dedup += options_.site;
-    dedup += ':';
-    dedup.append(in.queue_id);
-    dedup += ':';
-    AppendInt(dedup, event.id);
-  }
-  out.headers.resize(n);
+  BuildEventHeaders({options_.site, in.account, options_.bridge_version}, event, in.queue_id,
+                    in.feature_level, out.headers);
   return Status::Ok();
 }
 

@@ -68,11 +68,8 @@ class EventRouter {
  public:
   explicit EventRouter(EventRouterOptions options);
 
-  // Fills `out` for `in`. Headers, in this order: zulip-site, zulip-account, zulip-event-type,
-  // then for a live event zulip-queue-id and zulip-event-id, or for a backfilled one
-  // zulip-backfill: true; then zulip-feature-level, bridge-version, zulip-dedup-key.
-  // The dedup key is "msg:<site>:<message id>" for a message event with a message id (live and
-  // backfilled alike), otherwise "<site>:<queue id>:<event id>".
+  // Fills `out` for `in`: its topic, its key, and its headers as BuildEventHeaders writes them
+  // (record_headers.h: the order and the dedup key are described there).
   // InvalidArgument for a heartbeat, an event without a type, or a backfilled (id < 0) event
   // that is not a message with a message id; `out` is then unspecified.
   Status Route(const RouteInput& in, RoutedRecord& out) const;
